@@ -1,0 +1,217 @@
+"""RFC 6455 frames: an incremental parser and a serializer, for either end of a connection.
+
+The parser takes bytes as they arrive (in chunks of any size, down to one byte) and yields
+whole frames. It enforces what a single frame can break: reserved opcodes, control frames that
+are fragmented or longer than 125 bytes, a masked frame where the role forbids one (or an
+unmasked one where it requires one), a 64-bit length with its top bit set, and a payload
+length above ``max_payload``. Rules that need more context (RSV bits vs. negotiated
+extensions, fragment sequences, UTF-8) live in :mod:`syncws.protocol.connection`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from typing import Iterator, List, NamedTuple, NoReturn, Optional
+
+from ..errors import MessageTooBig, ProtocolError
+from .mask import BytesLike, apply_mask
+
+__all__ = [
+    "Opcode",
+    "Frame",
+    "FrameParser",
+    "frame_header",
+    "serialize_frame",
+    "CONTROL_OPCODES",
+    "DATA_OPCODES",
+]
+
+
+class Opcode(enum.IntEnum):
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+DATA_OPCODES = frozenset({Opcode.CONT, Opcode.TEXT, Opcode.BINARY})
+CONTROL_OPCODES = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
+_KNOWN = {int(op): op for op in Opcode}
+
+_PACK_16 = struct.Struct("!BBH").pack
+_PACK_64 = struct.Struct("!BBQ").pack
+_UNPACK_16 = struct.Struct("!H").unpack_from
+_UNPACK_64 = struct.Struct("!Q").unpack_from
+
+
+class Frame(NamedTuple):
+    """One frame as it was on the wire, payload unmasked."""
+
+    opcode: Opcode
+    payload: bytes
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+
+
+def frame_header(
+    opcode: int,
+    length: int,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    mask_key: Optional[bytes] = None,
+) -> bytes:
+    """The header bytes of a frame (including the mask key when ``mask_key`` is given)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
+    first |= (0x10 if rsv3 else 0) | (opcode & 0x0F)
+    mask_bit = 0x80 if mask_key is not None else 0
+    if length < 126:
+        head = bytes((first, mask_bit | length))
+    elif length < 65536:
+        head = _PACK_16(first, mask_bit | 126, length)
+    else:
+        head = _PACK_64(first, mask_bit | 127, length)
+    return head + mask_key if mask_key is not None else head
+
+
+def serialize_frame(
+    opcode: int,
+    payload: BytesLike = b"",
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    mask: bool = True,
+    mask_key: Optional[bytes] = None,
+) -> List[bytes]:
+    """A frame as a list of buffers (header, payload) ready for ``sendmsg``/``b"".join``.
+
+    Clients mask every frame with a fresh key from ``os.urandom`` (RFC 6455 section 5.3);
+    ``mask_key`` exists for tests that need a known key.
+    """
+    length = len(payload)
+    if mask:
+        key = mask_key if mask_key is not None else os.urandom(4)
+        header = frame_header(
+            opcode, length, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask_key=key
+        )
+        if not length:
+            return [header]
+        return [header, apply_mask(payload, key)]
+    header = frame_header(opcode, length, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3)
+    if not length:
+        return [header]
+    return [header, payload if isinstance(payload, bytes) else bytes(payload)]
+
+
+class FrameParser:
+    """Turns a byte stream into :class:`Frame` objects.
+
+    ``expect_masked`` is ``False`` for a client (server frames must not be masked) and
+    ``True`` for a server. ``max_payload`` (``None`` = unlimited) is checked against each
+    frame's declared length before any of its payload is buffered, so an enormous length
+    fails at once with :class:`MessageTooBig`; the connection lowers it as a message grows.
+    """
+
+    __slots__ = ("expect_masked", "max_payload", "_buffer", "_failed")
+
+    def __init__(self, *, expect_masked: bool = False, max_payload: Optional[int] = None) -> None:
+        self.expect_masked = expect_masked
+        self.max_payload = max_payload
+        self._buffer = bytearray()
+        self._failed = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as part of a frame."""
+        return len(self._buffer)
+
+    def feed(self, data: BytesLike) -> Iterator[Frame]:
+        """Add ``data`` and yield every frame it completes (raises ``ProtocolError`` on a bad one).
+
+        The generator must be consumed; frames after an error are never produced.
+        """
+        if self._failed:
+            return
+        buf = self._buffer
+        buf += data
+        while True:
+            frame = self._next(buf)
+            if frame is None:
+                return
+            yield frame
+
+    def _next(self, buf: bytearray) -> Optional[Frame]:
+        available = len(buf)
+        if available < 2:
+            return None
+        first = buf[0]
+        second = buf[1]
+        opcode_value = first & 0x0F
+        fin = bool(first & 0x80)
+        masked = bool(second & 0x80)
+        length = second & 0x7F
+        offset = 2
+        try:
+            opcode = _KNOWN[opcode_value]
+        except KeyError:
+            self._fail(ProtocolError(f"reserved opcode {opcode_value:#x}"))
+        if opcode_value >= 8:
+            if not fin:
+                self._fail(ProtocolError("fragmented control frame"))
+            if length > 125:
+                self._fail(ProtocolError("control frame payload longer than 125 bytes"))
+        if masked != self.expect_masked:
+            if masked:
+                self._fail(ProtocolError("the server sent a masked frame"))
+            self._fail(ProtocolError("the client sent an unmasked frame"))
+        if length == 126:
+            if available < 4:
+                return None
+            length = _UNPACK_16(buf, 2)[0]
+            offset = 4
+        elif length == 127:
+            if available < 10:
+                return None
+            length = _UNPACK_64(buf, 2)[0]
+            if length >> 63:
+                self._fail(ProtocolError("64-bit payload length has its top bit set"))
+            offset = 10
+        if self.max_payload is not None and length > self.max_payload:
+            self._fail(MessageTooBig(f"frame of {length} bytes exceeds the message size limit"))
+        key = None
+        if masked:
+            if available < offset + 4:
+                return None
+            key = bytes(buf[offset : offset + 4])
+            offset += 4
+        end = offset + length
+        if available < end:
+            return None
+        with memoryview(buf) as view:
+            payload = view[offset:end].tobytes()
+        del buf[:end]
+        if key is not None:
+            payload = apply_mask(payload, key)
+        return Frame(
+            opcode,
+            payload,
+            fin,
+            bool(first & 0x40),
+            bool(first & 0x20),
+            bool(first & 0x10),
+        )
+
+    def _fail(self, error: ProtocolError) -> NoReturn:
+        self._failed = True
+        self._buffer.clear()
+        raise error

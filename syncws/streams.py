@@ -1,0 +1,266 @@
+"""Byte streams the engine reads and writes: a TCP socket, and TLS layered over any stream.
+
+Every stream is used by exactly two threads once a connection is open: the reader calls
+``recv_into`` and the writer calls ``send_buffers``. TLS never hands one ``ssl.SSLSocket`` to
+both (OpenSSL forbids concurrent use of one ``SSL`` object, and CPython's ``SSLSocket`` read in
+one thread while written in another has hung real clients). Instead :class:`TLSStream` drives an
+``ssl.SSLObject`` over two ``ssl.MemoryBIO``: each thread does its own I/O on the layer below and
+touches the ``SSLObject`` only under a short lock that is never held across I/O. Records the
+reader's side makes TLS emit (a key update reply, say) are sent by the writer: the reader calls
+``output_waker`` and the writer's next ``flush`` drains them, so bytes leave in order.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import threading
+import time
+from typing import Callable, Iterable, List, Optional, Sequence, Union
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+__all__ = ["Stream", "SocketStream", "TLSStream", "wait_readable", "wait_writable"]
+
+# Largest chunk handed to SSLObject.write at once: keeps the encrypted copy of a huge message
+# from doubling its memory, and lets the writer report progress as it goes.
+_TLS_WRITE_CHUNK = 256 * 1024
+
+
+def _poll_wait(sock: socket.socket, events: int, timeout: Optional[float]) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, events)
+        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        return bool(poller.poll(ms))
+    # Windows has no poll(); select() there is not limited to descriptors below 1024.
+    want_read = events & select.POLLIN if hasattr(select, "POLLIN") else events == 1
+    readers = [sock] if want_read else []
+    writers = [] if want_read else [sock]
+    r, w, x = select.select(readers, writers, [sock], timeout)
+    return bool(r or w or x)
+
+
+_POLLIN = getattr(select, "POLLIN", 1)
+_POLLOUT = getattr(select, "POLLOUT", 4)
+
+
+def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
+    """True when ``sock`` has data (or EOF/error) before ``timeout`` seconds pass."""
+    return _poll_wait(sock, _POLLIN, timeout)
+
+
+def wait_writable(sock: socket.socket, timeout: Optional[float]) -> bool:
+    """True when ``sock`` can be written (or has failed) before ``timeout`` seconds pass."""
+    return _poll_wait(sock, _POLLOUT, timeout)
+
+
+class Stream:
+    """A connected byte stream: one reader thread, one writer thread."""
+
+    #: The TCP socket at the bottom of the stack (for shutdown, polling and options).
+    sock: socket.socket
+
+    def recv_into(self, buffer: memoryview, timeout: Optional[float] = None) -> Optional[int]:
+        """Read into ``buffer``; the count, 0 at end of stream, ``None`` when ``timeout`` passed."""
+        raise NotImplementedError
+
+    def send_buffers(self, buffers: Sequence[BytesLike]) -> None:
+        """Write every buffer, in order, blocking until the OS has taken them all."""
+        raise NotImplementedError
+
+    def sendall(self, data: BytesLike) -> None:
+        self.send_buffers((data,))
+
+    def flush(self) -> None:
+        """Send whatever a lower layer produced on its own (TLS records); a no-op for TCP."""
+
+    def shutdown(self) -> None:
+        """Wake both threads: blocked reads return EOF, blocked writes fail. Idempotent."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class SocketStream(Stream):
+    """A TCP (or Unix domain) socket in blocking mode; waits use poll() so timers keep running."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.setblocking(True)
+        self._sendmsg = getattr(sock, "sendmsg", None)
+
+    def recv_into(self, buffer: memoryview, timeout: Optional[float] = None) -> Optional[int]:
+        if timeout is not None and not wait_readable(self.sock, timeout):
+            return None
+        return self.sock.recv_into(buffer)
+
+    def send_buffers(self, buffers: Sequence[BytesLike]) -> None:
+        sendmsg = self._sendmsg
+        if sendmsg is None or len(buffers) == 1:
+            for buf in buffers:
+                self.sock.sendall(buf)
+            return
+        pending: List[memoryview] = [memoryview(b).cast("B") for b in buffers if len(b)]
+        while pending:
+            # Linux caps a sendmsg at IOV_MAX (1024) buffers.
+            sent = sendmsg(pending[:1024])
+            while sent:
+                head = pending[0]
+                if sent >= len(head):
+                    sent -= len(head)
+                    pending.pop(0)
+                else:
+                    pending[0] = head[sent:]
+                    sent = 0
+
+
+class TLSStream(Stream):
+    """TLS over another stream via ``SSLObject`` + ``MemoryBIO`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: Stream,
+        context: ssl.SSLContext,
+        server_hostname: Optional[str],
+    ) -> None:
+        self.inner = inner
+        self.sock = inner.sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._obj = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+        self._lock = threading.Lock()
+        self._raw = bytearray(64 * 1024)
+        self._raw_view = memoryview(self._raw)
+        #: Set by the engine once the writer runs; until then the reader sends TLS output itself.
+        self.output_waker: Optional[Callable[[], None]] = None
+
+    # -- handshake (reader thread only, before the writer starts) ---------------------------
+
+    def handshake(self, deadline: Optional[float]) -> None:
+        """Run the TLS handshake; raises ``ssl.SSLError`` (e.g. certificate failures) or timeouts."""
+        while True:
+            with self._lock:
+                try:
+                    self._obj.do_handshake()
+                    done = True
+                except ssl.SSLWantReadError:
+                    done = False
+                data = self._outgoing.read()
+            if data:
+                self.inner.sendall(data)
+            if done:
+                return
+            if not self._fill(_remaining(deadline)):
+                raise ConnectionResetError("connection closed during the TLS handshake")
+
+    @property
+    def version(self) -> Optional[str]:
+        return self._obj.version()
+
+    def getpeercert(self) -> object:
+        return self._obj.getpeercert()
+
+    def selected_alpn_protocol(self) -> Optional[str]:
+        return self._obj.selected_alpn_protocol()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _fill(self, timeout: Optional[float]) -> bool:
+        """Move raw bytes from below into the incoming BIO; False at end of stream."""
+        n = self.inner.recv_into(self._raw_view, timeout)
+        if n is None:
+            raise socket.timeout("timed out")
+        with self._lock:
+            if n:
+                self._incoming.write(self._raw_view[:n])
+            else:
+                self._incoming.write_eof()
+        return bool(n)
+
+    def recv_into(self, buffer: memoryview, timeout: Optional[float] = None) -> Optional[int]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                try:
+                    n = self._obj.read(len(buffer), buffer)
+                except ssl.SSLWantReadError:
+                    n = -1
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    n = 0
+                produced = self._outgoing.pending
+            if produced:
+                self._reader_output()
+            if n >= 0:
+                return n
+            try:
+                remaining = _remaining(deadline)
+                got = self.inner.recv_into(self._raw_view, remaining)
+            except OSError:
+                raise
+            if got is None:
+                return None
+            with self._lock:
+                if got:
+                    self._incoming.write(self._raw_view[:got])
+                else:
+                    self._incoming.write_eof()
+
+    def _reader_output(self) -> None:
+        waker = self.output_waker
+        if waker is None:
+            self.flush()
+        else:
+            waker()
+
+    # -- writing (writer thread) ----------------------------------------------------------
+
+    def send_buffers(self, buffers: Sequence[BytesLike]) -> None:
+        for buf in buffers:
+            view = memoryview(buf).cast("B") if not isinstance(buf, bytes) else buf
+            for start in range(0, len(view), _TLS_WRITE_CHUNK):
+                chunk = view[start : start + _TLS_WRITE_CHUNK]
+                with self._lock:
+                    written = 0
+                    while written < len(chunk):
+                        written += self._obj.write(chunk[written:])
+                    data = self._outgoing.read()
+                self.inner.sendall(data)
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            data = self._outgoing.read() if self._outgoing.pending else b""
+        if data:
+            self.inner.sendall(data)
+        self.inner.flush()
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _remaining(deadline: Optional[float]) -> Optional[float]:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("timed out")
+    return left
+
+
+def iter_addresses(host: str, port: int) -> Iterable[tuple]:
+    """``getaddrinfo`` results for a TCP connection, in the resolver's order."""
+    return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)

@@ -1,0 +1,146 @@
+"""Opening the byte stream: DNS and TCP with a deadline, proxies, then TLS.
+
+Everything here runs on the connection's reader thread before the writer starts, so it may
+read and write freely. Each step checks ``cancelled`` so that ``close()`` during the opening
+handshake ends the attempt promptly; ``on_socket`` reports every socket as soon as it exists so
+the engine can shut it down from another thread to interrupt a blocking call.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .streams import SocketStream, Stream, TLSStream, iter_addresses, wait_writable
+
+logger = logging.getLogger("syncws")
+
+__all__ = ["ConnectTarget", "default_ssl_context", "open_tcp", "open_stream"]
+
+_POLL_SLICE = 0.05
+
+
+@dataclass(frozen=True)
+class ConnectTarget:
+    """Where a connection goes and how: the engine's input to :func:`open_stream`."""
+
+    host: str  #: host name or IP literal (no brackets), used for DNS, SNI and certificate checks
+    port: int
+    secure: bool  #: TLS to the server (wss)
+    ssl_context: Optional[ssl.SSLContext] = None  #: None = :func:`default_ssl_context`
+    proxy: Optional[str] = None  #: proxy URL after resolving ``"auto"``; None = direct
+    sock: Optional[socket.socket] = None  #: a connected socket the user brought
+
+
+_default_context: Optional[ssl.SSLContext] = None
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """A verifying client context trusting certifi's CA bundle (made once, then shared)."""
+    global _default_context
+    if _default_context is None:
+        import certifi
+
+        _default_context = ssl.create_default_context(cafile=certifi.where())
+    return _default_context
+
+
+def _check(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise ConnectionAbortedError("connection attempt cancelled by close()")
+
+
+def open_tcp(
+    host: str,
+    port: int,
+    deadline: Optional[float],
+    cancelled: Callable[[], bool],
+    on_socket: Callable[[socket.socket], None],
+) -> socket.socket:
+    """Connect to ``host:port`` trying each address in turn; the socket is blocking, no Nagle."""
+    last_error: Optional[BaseException] = None
+    for family, type_, proto, _name, address in iter_addresses(host, port):
+        _check(cancelled)
+        sock = socket.socket(family, type_, proto)
+        on_socket(sock)
+        try:
+            sock.setblocking(False)
+            err = sock.connect_ex(address)
+            if err not in (0,) and err not in _IN_PROGRESS:
+                raise OSError(err, f"connect to {address[0]} port {address[1]}: {_strerror(err)}")
+            while err != 0:
+                _check(cancelled)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise socket.timeout(f"timed out connecting to {host} port {port}")
+                if wait_writable(sock, _POLL_SLICE if left is None else min(_POLL_SLICE, left)):
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise OSError(
+                            err, f"connect to {address[0]} port {address[1]}: {_strerror(err)}"
+                        )
+                    break
+            sock.setblocking(True)
+            _tune(sock)
+            return sock
+        except BaseException as exc:
+            sock.close()
+            last_error = exc
+            if isinstance(exc, (socket.timeout, ConnectionAbortedError)):
+                raise
+    if last_error is None:
+        raise OSError(f"no address found for {host}")
+    raise last_error
+
+
+def _strerror(err: int) -> str:
+    import os
+
+    return os.strerror(err)
+
+
+import errno as _errno  # noqa: E402
+
+_IN_PROGRESS = {_errno.EINPROGRESS, getattr(_errno, "EWOULDBLOCK", 11), _errno.EAGAIN}
+if hasattr(_errno, "WSAEWOULDBLOCK"):
+    _IN_PROGRESS.add(_errno.WSAEWOULDBLOCK)  # type: ignore[attr-defined]
+
+
+def _tune(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def open_stream(
+    target: ConnectTarget,
+    deadline: Optional[float],
+    cancelled: Callable[[], bool],
+    on_socket: Callable[[socket.socket], None],
+) -> Stream:
+    """The stream to speak WebSocket over: user socket or TCP (maybe via a proxy), then TLS."""
+    if target.sock is not None:
+        on_socket(target.sock)
+        _tune(target.sock)
+        stream: Stream = SocketStream(target.sock)
+    elif target.proxy is not None:
+        from .proxy import open_tunnel
+
+        stream = open_tunnel(target.proxy, target.host, target.port, deadline, cancelled, on_socket)
+    else:
+        stream = SocketStream(open_tcp(target.host, target.port, deadline, cancelled, on_socket))
+    _check(cancelled)
+    if target.secure:
+        context = target.ssl_context or default_ssl_context()
+        # Python sends SNI only for names, and checks IP literals against IP SANs.
+        tls = TLSStream(stream, context, server_hostname=target.host)
+        tls.handshake(deadline)
+        stream = tls
+    return stream
+

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import os
 import struct
-from typing import Iterator, List, NamedTuple, NoReturn, Optional
+from typing import Iterator, List, NamedTuple, NoReturn, Optional, Tuple
 
 from ..errors import MessageTooBig, ProtocolError
 from .mask import BytesLike, apply_mask
@@ -210,6 +210,24 @@ class FrameParser:
             bool(first & 0x20),
             bool(first & 0x10),
         )
+
+    def pending_payload(self, skip: int = 0) -> Optional[Tuple[int, bytes]]:
+        """Received bytes of an incomplete unmasked data frame's payload, after the first ``skip``.
+
+        For fail-fast UTF-8 checks of a large text frame while it arrives. ``None`` when no
+        data frame header is complete (control frames are never returned). The first item is
+        the frame's first header byte (FIN, RSV bits, opcode).
+        """
+        buf = self._buffer
+        available = len(buf)
+        if available < 2 or self.expect_masked or buf[0] & 0x08:
+            return None
+        length = buf[1] & 0x7F
+        offset = 2 if length < 126 else (4 if length == 126 else 10)
+        start = offset + skip
+        if available <= start:
+            return None
+        return buf[0], bytes(buf[start:available])
 
     def _fail(self, error: ProtocolError) -> NoReturn:
         self._failed = True

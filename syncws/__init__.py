@@ -1,3 +1,60 @@
-"""syncws: the browser's WebSocket API for threaded Python code."""
+"""syncws: the browser's WebSocket API for threaded Python code (scripts, Tkinter, Qt).
+
+>>> ws = syncws.WebSocket("wss://example.com/feed", onmessage=lambda e: print(e.data))
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .blob import Blob
+from .errors import (
+    BufferFull,
+    ConnectionClosed,
+    ConnectionFailed,
+    DOMException,
+    DOMSyntaxError,
+    ExtensionError,
+    HandshakeError,
+    InvalidAccessError,
+    InvalidStateError,
+    KeepaliveTimeout,
+    MessageTooBig,
+    PayloadError,
+    ProtocolError,
+    ProxyError,
+    WebSocketError,
+)
+from .events import CloseEvent, ErrorEvent, Event, EventTarget, MessageEvent
+from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, ReadyState, WebSocket, connect
+
+__all__ = [
+    "WebSocket",
+    "connect",
+    "ReadyState",
+    "CONNECTING",
+    "OPEN",
+    "CLOSING",
+    "CLOSED",
+    "Blob",
+    "Event",
+    "MessageEvent",
+    "ErrorEvent",
+    "CloseEvent",
+    "EventTarget",
+    "DOMException",
+    "InvalidStateError",
+    "InvalidAccessError",
+    "DOMSyntaxError",
+    "WebSocketError",
+    "HandshakeError",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "ProtocolError",
+    "PayloadError",
+    "MessageTooBig",
+    "ExtensionError",
+    "KeepaliveTimeout",
+    "BufferFull",
+    "ProxyError",
+]

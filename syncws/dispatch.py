@@ -1,0 +1,176 @@
+"""Ordered event delivery: one queue per WebSocket, handed to the user's executor one task at a time.
+
+Whatever the executor (a dedicated thread, a pool of many workers, the Tk or Qt main loop, or
+the reader thread itself), the events of one socket run one at a time and in order: at most
+one drain task is outstanding, and it runs queued tasks until the queue is empty (or, on a GUI
+loop, until a time slice is used up, when it reschedules itself so the GUI stays responsive).
+
+The queue's length is also the inbound flow control: the reader calls :meth:`wait_for_room`
+before reading, which blocks while ``max_queue`` tasks wait for a slow handler, so TCP pushes
+back on the server and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Callable, Deque, Optional
+
+logger = logging.getLogger("syncws")
+
+__all__ = ["Dispatcher"]
+
+Task = Callable[[], None]
+
+# A drain on a shared executor yields after this long so one busy socket cannot starve others
+# (and a GUI loop keeps painting).
+_SLICE = 0.02
+
+
+class Dispatcher:
+    """A per-socket FIFO of tasks run on ``post`` (or on a dedicated thread when ``post`` is None)."""
+
+    def __init__(
+        self,
+        post: Optional[Callable[[Task], object]],
+        *,
+        name: str,
+        max_queue: Optional[int] = None,
+    ) -> None:
+        self._post = post
+        self._name = name
+        self.max_queue = max_queue
+        self._queue: Deque[Task] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._scheduled = False  # a drain task is posted or running
+        self._room_waiters = 0
+        self._woken = False
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False  # the final task was queued
+        self._done = False  # the final task ran
+        #: Thread id of whoever is running tasks right now (to detect re-entrant waits).
+        self.running_thread: Optional[int] = None
+        self.paused = False
+
+    # -- producers -------------------------------------------------------------------------
+
+    def put(self, task: Task, *, final: bool = False) -> None:
+        """Queue ``task``; ``final`` marks the last one (the close event)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._queue.append(task)
+            if final:
+                self._closed = True
+            if self._post is None:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run_thread, name=self._name, daemon=True
+                    )
+                    self._thread.start()
+                else:
+                    self._cond.notify()
+                return
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._schedule()
+
+    def _schedule(self) -> None:
+        try:
+            self._post(self._drain)  # type: ignore[misc]
+        except Exception:
+            logger.exception("syncws: the executor refused a delivery task; events are lost")
+            with self._cond:
+                self._scheduled = False
+                self._queue.clear()
+                self._done = True
+                self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def wait_for_room(self) -> None:
+        """Block the reader while ``max_queue`` tasks are waiting (until :meth:`wake`)."""
+        limit = self.max_queue
+        if limit is None or len(self._queue) < limit:
+            return
+        with self._cond:
+            self._room_waiters += 1
+            self.paused = True
+            try:
+                while len(self._queue) >= limit and not self._woken and not self._done:
+                    self._cond.wait()
+            finally:
+                self._room_waiters -= 1
+                self.paused = False
+
+    def wake(self) -> None:
+        """Release the reader for good (the connection is closing)."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
+
+    def wait_done(self, timeout: Optional[float]) -> bool:
+        """Block until the final task ran."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done, timeout)
+
+    # -- consumers ---------------------------------------------------------------------------
+
+    def _run_task(self, task: Task) -> None:
+        try:
+            task()
+        except Exception:  # a task catches handler errors itself; this is a safety net
+            logger.exception("syncws: error while delivering an event")
+
+    def _after_task(self) -> None:
+        # Called with the lock held.
+        if self._room_waiters and (self.max_queue is None or len(self._queue) < self.max_queue):
+            self._cond.notify_all()
+
+    def _run_thread(self) -> None:
+        queue = self._queue
+        cond = self._cond
+        while True:
+            with cond:
+                while not queue:
+                    cond.wait()
+                task = queue.popleft()
+                self._after_task()
+                last = self._closed and not queue
+            self.running_thread = threading.get_ident()
+            self._run_task(task)
+            self.running_thread = None
+            if last:
+                with cond:
+                    self._done = True
+                    cond.notify_all()
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        cond = self._cond
+        started = time.monotonic()
+        self.running_thread = threading.get_ident()
+        try:
+            while True:
+                with cond:
+                    if not queue:
+                        self._scheduled = False
+                        if self._closed:
+                            self._done = True
+                            cond.notify_all()
+                        return
+                    task = queue.popleft()
+                    self._after_task()
+                self._run_task(task)
+                if time.monotonic() - started > _SLICE:
+                    break
+        finally:
+            self.running_thread = None
+        # Time slice used up with work left: reschedule behind whatever else is waiting.
+        self._schedule()

@@ -1,0 +1,735 @@
+"""The ``WebSocket`` class of the WHATWG standard, rendered in Python, and ``connect()``.
+
+This layer is thin on purpose: it validates arguments, keeps the state the user sees
+(``ready_state`` changes as each event is delivered, as the standard's queued tasks do) and
+talks to the engine. Events travel: engine (reader thread) -> :class:`_Sink` -> the socket's
+:class:`~syncws.dispatch.Dispatcher` -> the user's executor -> listeners.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import collections
+import enum
+import http.cookiejar
+import logging
+import socket
+import ssl as _ssl
+import threading
+import weakref
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from .blob import Blob
+from .dispatch import Dispatcher
+from .engine import Engine, EngineOptions, EngineSink, HandshakeSpec
+from .errors import (
+    BufferFull,
+    ConnectionClosed,
+    DOMSyntaxError,
+    HandshakeError,
+    InvalidAccessError,
+    InvalidStateError,
+)
+from .events import CloseEvent, ErrorEvent, Event, EventHandlerAttribute, EventTarget, MessageEvent
+from .executors import as_post
+from .protocol.handshake import PROTOCOL_OWNED_HEADERS, Response, check_header_field
+from .text import usv_utf8
+from .transport import ConnectTarget
+from .url import WebSocketURL, parse_ws_url, validate_protocols
+
+logger = logging.getLogger("syncws")
+
+__all__ = ["ReadyState", "WebSocket", "connect", "CONNECTING", "OPEN", "CLOSING", "CLOSED"]
+
+#: Inbound limit after decompression (1009 beyond it). Browsers have none; a library should.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: Outbound limit: send() beyond it flags the socket as full and fails the connection.
+DEFAULT_MAX_BUFFERED_AMOUNT = 64 * 1024 * 1024
+#: Undelivered inbound events per socket before the reader stops reading.
+DEFAULT_MAX_QUEUE = 32
+
+_UNSET: Any = object()
+
+
+class ReadyState(enum.IntEnum):
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+CONNECTING = ReadyState.CONNECTING
+OPEN = ReadyState.OPEN
+CLOSING = ReadyState.CLOSING
+CLOSED = ReadyState.CLOSED
+
+_BINARY_TYPES = ("blob", "arraybuffer")
+
+
+def _check_timeout(name: str, value: Optional[float]) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return float(value)
+
+
+def _check_limit(name: str, value: Optional[int]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
+
+
+def _normalize_headers(headers: Any) -> List[Tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        items = list(headers.items())
+    elif isinstance(headers, (str, bytes)):
+        raise TypeError("headers must be a mapping or an iterable of (name, value) pairs")
+    else:
+        try:
+            items = [tuple(pair) for pair in headers]
+        except TypeError:
+            raise TypeError("headers must be a mapping or an iterable of (name, value) pairs") from None
+    result: List[Tuple[str, str]] = []
+    for item in items:
+        if len(item) != 2:
+            raise TypeError("each header must be a (name, value) pair")
+        name, value = item
+        check_header_field(name, value)
+        if name.lower() in PROTOCOL_OWNED_HEADERS:
+            raise ValueError(
+                f"header {name!r} belongs to the WebSocket handshake; "
+                "use protocols= or compression= instead of setting it"
+                if name.lower() in ("sec-websocket-protocol", "sec-websocket-extensions")
+                else f"header {name!r} belongs to the WebSocket handshake and cannot be set"
+            )
+        result.append((name, value))
+    return result
+
+
+def _to_payload(data: Any) -> Tuple[bytes, bool]:
+    """The bytes of a message and whether it is text; TypeError for other types."""
+    if isinstance(data, str):
+        return usv_utf8(data), True
+    if isinstance(data, bytes):
+        return data, False
+    if isinstance(data, bytearray):
+        return bytes(data), False
+    if isinstance(data, memoryview):
+        if not data.c_contiguous:
+            raise TypeError("send() needs a C-contiguous memoryview")
+        return data.tobytes(), False
+    if isinstance(data, Blob):
+        return data.bytes(), False
+    raise TypeError(
+        "send() takes str, bytes, bytearray, memoryview or syncws.Blob, "
+        f"not {type(data).__name__}"
+    )
+
+
+class _Sink(EngineSink):
+    """The engine's view of a WebSocket; holds it weakly so an open socket can be collected."""
+
+    def __init__(self, ws: "WebSocket", dispatcher: Dispatcher, inbox: Optional["_Inbox"]) -> None:
+        self._ref = weakref.ref(ws)
+        self.dispatcher = dispatcher
+        self.inbox = inbox
+        self.closing = False  # close() was called: undelivered messages are dropped
+
+    @property
+    def paused(self) -> bool:
+        inbox = self.inbox
+        return self.dispatcher.paused or (inbox is not None and inbox.paused)
+
+    def on_open(self, protocol: str, extensions: str, response: Response) -> None:
+        ws = self._ref()
+        if ws is None:
+            return
+        ws._store_cookies(response)
+        self.dispatcher.put(lambda: ws._deliver_open(protocol, extensions))
+
+    def on_message(self, data: Union[str, bytes]) -> None:
+        if self.closing:
+            return
+        ws = self._ref()
+        if ws is None:
+            return
+        inbox = self.inbox
+        if inbox is not None:
+            inbox.put(data)
+            if not ws._has_listeners("message"):
+                return
+        self.dispatcher.put(lambda: ws._deliver_message(data))
+
+    def on_closed(self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]) -> None:
+        if self.inbox is not None:
+            self.inbox.close(code, reason, was_clean, error)
+        ws = self._ref()
+        if ws is None:
+            return
+        if error is not None:
+            self.dispatcher.put(lambda: ws._deliver_error(error))
+        self.dispatcher.put(lambda: ws._deliver_close(code, reason, was_clean), final=True)
+
+    def wait_for_room(self) -> None:
+        self.dispatcher.wait_for_room()
+        if self.inbox is not None:
+            self.inbox.wait_for_room()
+
+    def wake(self) -> None:
+        self.dispatcher.wake()
+        if self.inbox is not None:
+            self.inbox.wake()
+
+
+class _Inbox:
+    """Messages kept for ``recv()`` on sockets made by :func:`connect` (bounded by max_queue)."""
+
+    def __init__(self, max_queue: Optional[int]) -> None:
+        self._items: Deque[Union[str, bytes]] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._max = max_queue
+        self._woken = False
+        self.paused = False
+        self.closed: Optional[ConnectionClosed] = None
+        self.error: Optional[BaseException] = None
+
+    def put(self, data: Union[str, bytes]) -> None:
+        with self._cond:
+            self._items.append(data)
+            self._cond.notify_all()
+
+    def close(self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]) -> None:
+        with self._cond:
+            self.closed = ConnectionClosed(code, reason, was_clean)
+            self.error = error
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
+
+    def wait_for_room(self) -> None:
+        if self._max is None or len(self._items) < self._max:
+            return
+        with self._cond:
+            self.paused = True
+            try:
+                while len(self._items) >= self._max and not self._woken:
+                    self._cond.wait()
+            finally:
+                self.paused = False
+
+    def get(self, timeout: Optional[float]) -> Union[str, bytes]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items or self.closed is not None, timeout):
+                raise TimeoutError("no message within the timeout")
+            if self._items:
+                data = self._items.popleft()
+                self._cond.notify_all()
+                return data
+            closed = self.closed
+            assert closed is not None
+            raise closed from self.error
+
+
+_live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    """The standard's "document goes away": open sockets close with 1001 at interpreter exit."""
+    engines = [engine for engine in list(_live_engines) if not engine.finished]
+    for engine in engines:
+        engine.close(1001, "")
+    for engine in engines:
+        engine.flush(0.5)
+
+
+atexit.register(_close_all_at_exit)
+
+
+def _close_on_collect(engine: Engine) -> None:
+    # The standard: an open socket that is garbage collected sends a Close with no body.
+    if not engine.finished:
+        engine.close(None, "")
+
+
+class WebSocket(EventTarget):
+    """A WebSocket connection with the browser's API; see shared/API.md for the contract."""
+
+    CONNECTING = ReadyState.CONNECTING
+    OPEN = ReadyState.OPEN
+    CLOSING = ReadyState.CLOSING
+    CLOSED = ReadyState.CLOSED
+
+    onopen = EventHandlerAttribute("open")
+    onmessage = EventHandlerAttribute("message")
+    onerror = EventHandlerAttribute("error")
+    onclose = EventHandlerAttribute("close")
+
+    def __init__(
+        self,
+        url: str,
+        protocols: Union[None, str, Sequence[str]] = None,
+        *,
+        executor: Any = None,
+        onopen: Optional[Callable[[Event], Any]] = None,
+        onmessage: Optional[Callable[[MessageEvent], Any]] = None,
+        onerror: Optional[Callable[[ErrorEvent], Any]] = None,
+        onclose: Optional[Callable[[CloseEvent], Any]] = None,
+        binary_type: str = "blob",
+        headers: Any = None,
+        origin: Optional[str] = None,
+        user_agent: Optional[str] = None,
+        cookies: Optional[http.cookiejar.CookieJar] = None,
+        ssl: Optional[_ssl.SSLContext] = None,
+        proxy: Optional[str] = "auto",
+        compression: Any = True,
+        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+        max_buffered_amount: Optional[int] = DEFAULT_MAX_BUFFERED_AMOUNT,
+        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+        open_timeout: Optional[float] = 10.0,
+        close_timeout: Optional[float] = 10.0,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: Optional[float] = 20.0,
+        connect: bool = True,
+        sock: Optional[socket.socket] = None,
+    ) -> None:
+        super().__init__()
+        parsed = parse_ws_url(url)
+        self._parsed: WebSocketURL = parsed
+        self._protocols = validate_protocols(protocols)
+        post = as_post(executor)
+        self._set_binary_type(binary_type)
+        request_headers = _normalize_headers(headers)
+        for name, value in (("origin", origin), ("user_agent", user_agent)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None")
+        if cookies is not None and not isinstance(cookies, http.cookiejar.CookieJar):
+            raise TypeError("cookies must be an http.cookiejar.CookieJar or None")
+        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+            raise TypeError("ssl must be an ssl.SSLContext or None")
+        if sock is not None and not isinstance(sock, socket.socket):
+            raise TypeError("sock must be a connected socket.socket or None")
+        proxy_url = self._resolve_proxy(proxy, sock)
+        deflate_options = self._compression_options(compression)
+        options = EngineOptions(
+            open_timeout=_check_timeout("open_timeout", open_timeout),
+            close_timeout=_check_timeout("close_timeout", close_timeout),
+            ping_interval=_check_timeout("ping_interval", ping_interval),
+            ping_timeout=_check_timeout("ping_timeout", ping_timeout),
+            max_message_size=_check_limit("max_message_size", max_message_size),
+        )
+        self._max_buffered_amount = _check_limit("max_buffered_amount", max_buffered_amount)
+        max_queue = _check_limit("max_queue", max_queue)
+        if not isinstance(connect, bool):
+            raise TypeError("connect must be a bool")
+        for name, handler in (
+            ("onopen", onopen),
+            ("onmessage", onmessage),
+            ("onerror", onerror),
+            ("onclose", onclose),
+        ):
+            if handler is not None:
+                setattr(self, name, handler)
+
+        self._cookies = cookies
+        self._lock = threading.Lock()
+        self._state = ReadyState.CONNECTING
+        self._protocol = ""
+        self._extensions = ""
+        self._discarded_before_engine = 0
+        self._closed_event = threading.Event()
+        self._opened_event = threading.Event()  # open delivered, or the attempt ended
+        self._was_opened = False
+        self._close_info: Optional[CloseEvent] = None
+        self._error: Optional[BaseException] = None
+        self._inbox: Optional[_Inbox] = None
+        self._dispatcher = Dispatcher(post, name=f"syncws-dispatch-{id(self):x}", max_queue=max_queue)
+        self._max_queue = max_queue
+
+        all_headers = self._request_headers(request_headers, origin, user_agent)
+        spec = HandshakeSpec(
+            host_header=parsed.host_header,
+            resource=parsed.resource_name,
+            protocols=self._protocols,
+            headers=all_headers,
+            extension_offer=None,
+        )
+        if deflate_options is not None:
+            from .protocol import deflate
+
+            spec.extension_offer = deflate.client_offer(deflate_options)
+            spec.accept_extensions = lambda values: deflate.client_accept(values, deflate_options)
+        else:
+            spec.accept_extensions = _refuse_extensions
+        target = ConnectTarget(
+            host=parsed.hostname,
+            port=parsed.port,
+            secure=parsed.secure,
+            ssl_context=ssl,
+            proxy=proxy_url,
+            sock=sock,
+        )
+        self._engine_args = (target, spec, options)
+        self._engine: Optional[Engine] = None
+        if connect:
+            self.connect()
+
+    # -- construction helpers --------------------------------------------------------------
+
+    def _resolve_proxy(self, proxy: Optional[str], sock: Optional[socket.socket]) -> Optional[str]:
+        if proxy is not None and not isinstance(proxy, str):
+            raise TypeError("proxy must be 'auto', None or a proxy URL string")
+        if sock is not None or proxy is None:
+            return None
+        from .proxy import select_proxy
+
+        parsed = self._parsed
+        return select_proxy(proxy, scheme=parsed.scheme, host=parsed.hostname, port=parsed.port)
+
+    @staticmethod
+    def _compression_options(compression: Any) -> Any:
+        try:
+            from .protocol import deflate
+        except ImportError:  # pragma: no cover - the module ships with syncws
+            if compression not in (True, False, None):
+                raise TypeError("compression must be True, False or None")
+            return None
+        return deflate.options_from_user(compression)
+
+    def _request_headers(
+        self, headers: List[Tuple[str, str]], origin: Optional[str], user_agent: Optional[str]
+    ) -> List[Tuple[str, str]]:
+        parsed = self._parsed
+        names = {name.lower() for name, _ in headers}
+        extra: List[Tuple[str, str]] = []
+        if origin is not None:
+            check_header_field("Origin", origin)
+            extra.append(("Origin", origin))
+        if "user-agent" not in names:
+            if user_agent is None:
+                from . import __version__
+
+                user_agent = f"syncws/{__version__}"
+            check_header_field("User-Agent", user_agent)
+            extra.append(("User-Agent", user_agent))
+        if (parsed.username or parsed.password) and "authorization" not in names:
+            credentials = f"{parsed.decoded_username}:{parsed.decoded_password}".encode("utf-8")
+            extra.append(("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
+        if self._cookies is not None and "cookie" not in names:
+            cookie = _cookie_header(self._cookies, parsed)
+            if cookie:
+                extra.append(("Cookie", cookie))
+        return extra + headers
+
+    def _store_cookies(self, response: Response) -> None:
+        if self._cookies is not None:
+            _store_cookies(self._cookies, self._parsed, response)
+
+    # -- attributes -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The serialized URL (always with a path, e.g. ``ws://h:8080/``)."""
+        return self._parsed.href
+
+    @property
+    def ready_state(self) -> ReadyState:
+        return self._state
+
+    readyState = ready_state
+
+    @property
+    def buffered_amount(self) -> int:
+        """Application bytes accepted by ``send()`` and not yet handed to the OS."""
+        engine = self._engine
+        return self._discarded_before_engine + (engine.buffered_amount if engine else 0)
+
+    bufferedAmount = buffered_amount
+
+    @property
+    def protocol(self) -> str:
+        return self._protocol
+
+    @property
+    def extensions(self) -> str:
+        return self._extensions
+
+    @property
+    def binary_type(self) -> str:
+        return self._binary_type
+
+    @binary_type.setter
+    def binary_type(self, value: str) -> None:
+        self._set_binary_type(value)
+
+    binaryType = binary_type
+
+    def _set_binary_type(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("binary_type must be 'blob' or 'arraybuffer'")
+        if value not in _BINARY_TYPES:
+            raise DOMSyntaxError(f"binary_type must be 'blob' or 'arraybuffer', not {value!r}")
+        self._binary_type = value
+
+    @property
+    def latency(self) -> Optional[float]:
+        """Seconds of the last keepalive ping's round trip, or ``None``."""
+        engine = self._engine
+        return engine.latency if engine else None
+
+    # -- methods ----------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Start connecting (only for sockets built with ``connect=False``)."""
+        with self._lock:
+            if self._engine is not None or self._state is not ReadyState.CONNECTING:
+                raise InvalidStateError("connect() was already called or the socket is closed")
+            target, spec, options = self._engine_args
+            sink = _Sink(self, self._dispatcher, self._inbox)
+            self._sink = sink
+            engine = Engine(target, spec, options, sink, label=self._parsed.redacted)
+            self._engine = engine
+        _live_engines.add(engine)
+        weakref.finalize(self, _close_on_collect, engine)
+        engine.start()
+
+    def send(self, data: Union[str, bytes, bytearray, memoryview, Blob]) -> None:
+        """Queue a message (str → text, bytes-like or Blob → binary); never blocks."""
+        payload, text = _to_payload(data)
+        state = self._state
+        if state is ReadyState.CONNECTING:
+            raise InvalidStateError("send() while the WebSocket is still CONNECTING")
+        engine = self._engine
+        assert engine is not None
+        size = len(payload)
+        if state is not ReadyState.OPEN:
+            engine.discard(size)
+            return
+        limit = self._max_buffered_amount
+        if limit is not None and engine.buffered_amount > limit:
+            engine.discard(size)
+            engine.abort(
+                BufferFull(
+                    f"buffered_amount exceeded max_buffered_amount ({limit} bytes): "
+                    "the socket was flagged as full"
+                )
+            )
+            return
+        engine.send(payload, text, size)
+
+    def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
+        """Start the closing handshake (or fail a connection still being established)."""
+        if code is not None:
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise TypeError("close code must be an int or None")
+            if code != 1000 and not 3000 <= code <= 4999:
+                raise InvalidAccessError(
+                    f"close code must be 1000 or in 3000-4999, not {code}"
+                )
+        reason_text = ""
+        if reason is not None:
+            if not isinstance(reason, str):
+                raise TypeError("close reason must be a str or None")
+            encoded = usv_utf8(reason)
+            if len(encoded) > 123:
+                raise DOMSyntaxError(
+                    f"close reason is {len(encoded)} bytes in UTF-8; at most 123 are allowed"
+                )
+            reason_text = encoded.decode("utf-8")
+            if code is None:
+                code = 1000
+        with self._lock:
+            state = self._state
+            if state in (ReadyState.CLOSING, ReadyState.CLOSED):
+                return
+            self._state = ReadyState.CLOSING
+            sink = getattr(self, "_sink", None)
+            if sink is not None:
+                sink.closing = True
+            engine = self._engine
+        if state is ReadyState.CONNECTING:
+            error = ConnectionAbortedError("close() was called before the connection was established")
+            if engine is None:
+                self._dispatcher.put(lambda: self._deliver_error(error))
+                self._dispatcher.put(lambda: self._deliver_close(1006, "", False), final=True)
+            else:
+                engine.abort(error)
+            return
+        assert engine is not None
+        engine.close(code, reason_text)
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the ``close`` event was delivered and its handlers returned."""
+        self._check_not_in_handler("wait")
+        return self._closed_event.wait(timeout)
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Block until ``buffered_amount`` drained (to 0, or to what is left once closed)."""
+        self._check_not_in_handler("flush")
+        engine = self._engine
+        if engine is None:
+            return True
+        return engine.flush(timeout)
+
+    def _check_not_in_handler(self, name: str) -> None:
+        if self._dispatcher.running_thread == threading.get_ident():
+            raise InvalidStateError(
+                f"{name}() from a handler of the same WebSocket would wait for itself"
+            )
+
+    # -- blocking helpers (sockets made by connect()) ---------------------------------------
+
+    def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
+        """The next message's data; ``ConnectionClosed`` once closed and drained."""
+        inbox = self._inbox
+        if inbox is None:
+            raise InvalidStateError("recv() works on sockets made by syncws.connect()")
+        return inbox.get(timeout)
+
+    def __iter__(self) -> Iterator[Union[str, bytes]]:
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosed:
+                return
+
+    def __enter__(self) -> "WebSocket":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close(1000)
+        timeout = self._engine_args[2].close_timeout
+        if self._dispatcher.running_thread != threading.get_ident():
+            self._closed_event.wait(None if timeout is None else timeout + 1.0)
+
+    def __repr__(self) -> str:
+        return f"<syncws.WebSocket {self._parsed.redacted} {self._state.name}>"
+
+    # -- delivery (runs on the executor, one task at a time) --------------------------------
+
+    def _deliver_open(self, protocol: str, extensions: str) -> None:
+        with self._lock:
+            if self._state is not ReadyState.CONNECTING:
+                return  # close() came first: the standard never fires open after that
+            self._state = ReadyState.OPEN
+            self._protocol = protocol
+            self._extensions = extensions
+            self._was_opened = True
+        self._opened_event.set()
+        self.dispatch_event(Event("open"))
+
+    def _deliver_message(self, data: Union[str, bytes]) -> None:
+        if self._state is not ReadyState.OPEN:
+            return
+        if isinstance(data, bytes) and self._binary_type == "blob":
+            data = Blob([data])  # type: ignore[assignment]  # wraps, no copy
+        self.dispatch_event(MessageEvent("message", data=data, origin=self._parsed.origin))
+
+    def _deliver_error(self, error: BaseException) -> None:
+        with self._lock:
+            self._state = ReadyState.CLOSED
+        self._error = error
+        message = str(error) or type(error).__name__
+        self.dispatch_event(ErrorEvent("error", error=error, message=message))
+
+    def _deliver_close(self, code: int, reason: str, was_clean: bool) -> None:
+        with self._lock:
+            self._state = ReadyState.CLOSED
+        event = CloseEvent("close", was_clean=was_clean, code=code, reason=reason)
+        self._close_info = event
+        self._opened_event.set()
+        try:
+            self.dispatch_event(event)
+        finally:
+            self._closed_event.set()
+
+
+def _refuse_extensions(values: List[str]) -> None:
+    if values:
+        raise HandshakeError(
+            "the server selected an extension that was not offered: " + ", ".join(values)
+        )
+    return None
+
+
+def _http_url(parsed: WebSocketURL) -> str:
+    scheme = "https" if parsed.secure else "http"
+    return f"{scheme}://{parsed.host_header}{parsed.resource_name}"
+
+
+def _cookie_header(jar: http.cookiejar.CookieJar, parsed: WebSocketURL) -> str:
+    """Cookies for the handshake as a browser would pick them (secure ones only over wss)."""
+    import urllib.request
+
+    request = urllib.request.Request(_http_url(parsed))
+    jar.add_cookie_header(request)
+    return request.get_header("Cookie") or ""
+
+
+def _store_cookies(jar: http.cookiejar.CookieJar, parsed: WebSocketURL, response: Response) -> None:
+    import email.message
+    import urllib.request
+
+    headers = email.message.Message()
+    for name, value in response.headers:
+        headers[name] = value
+
+    class _Info:
+        def info(self) -> email.message.Message:
+            return headers
+
+    jar.extract_cookies(_Info(), urllib.request.Request(_http_url(parsed)))  # type: ignore[arg-type]
+
+
+def connect(
+    url: str,
+    protocols: Union[None, str, Sequence[str]] = None,
+    *,
+    timeout: Optional[float] = 10.0,
+    **options: Any,
+) -> WebSocket:
+    """Open a WebSocket and block until it is open; messages are then kept for ``recv()``.
+
+    Raises ``HandshakeError`` (with ``status``, ``headers``, ``body``), ``TimeoutError``, or the
+    ``OSError``/``ConnectionClosed`` that ended the attempt.
+    """
+    if "connect" in options:
+        raise TypeError("connect() does not take a 'connect' option")
+    options.setdefault("open_timeout", timeout)
+    ws = WebSocket(url, protocols, connect=False, **options)
+    ws._inbox = _Inbox(ws._max_queue)
+    ws.connect()
+    if not ws._opened_event.wait(timeout):
+        ws.close()
+        raise TimeoutError(f"timed out after {timeout} s opening {ws._parsed.redacted}")
+    if ws._was_opened:
+        return ws
+    error = ws._error
+    if error is not None:
+        raise error
+    info = ws._close_info
+    raise ConnectionClosed(info.code if info else 1006, info.reason if info else "", False)

@@ -1,0 +1,167 @@
+"""Command line: ``python -m syncws demo | serve | URL``.
+
+- ``demo`` starts syncws's echo server on a free loopback port, connects to it and prints the
+  events of a short session: the first thing a newcomer runs.
+- ``serve`` runs the same echo server until interrupted.
+- ``URL`` is an interactive client: each line typed is sent as a text message, messages
+  received are printed, Ctrl-D (end of input) closes cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from typing import List, Optional, Sequence
+
+from . import __version__
+from .blob import Blob
+from .events import CloseEvent, ErrorEvent, Event, MessageEvent
+from .websocket import WebSocket
+
+
+def _show(data: object) -> str:
+    if isinstance(data, Blob):
+        data = data.bytes()
+    if isinstance(data, bytes):
+        return f"<{len(data)} bytes: {data[:32].hex(' ')}{' …' if len(data) > 32 else ''}>"
+    return repr(data)
+
+
+def demo() -> int:
+    """Echo server + client, printing each event as the user's handlers would see it."""
+    from .server import WebSocketServer
+
+    print(f"syncws {__version__} demo")
+    with WebSocketServer() as server:
+        print(f"echo server listening on {server.url}")
+        done = threading.Event()
+        outbox = ["Hello, syncws!", "ünïcødé ✓", b"\x00\x01\x02 binary"]
+
+        def onopen(event: Event) -> None:
+            ws = event.target
+            print(f"open     ready_state={ws.ready_state.name} protocol={ws.protocol!r} "
+                  f"extensions={ws.extensions!r}")
+            for message in outbox:
+                ws.send(message)
+                print(f"sent     {_show(message)}  (buffered_amount={ws.buffered_amount})")
+
+        received: List[object] = []
+
+        def onmessage(event: MessageEvent) -> None:
+            received.append(event.data)
+            print(f"message  {_show(event.data)}  from {event.origin}")
+            if len(received) == len(outbox):
+                print("closing  code=1000 reason='demo finished'")
+                event.target.close(1000, "demo finished")
+
+        def onerror(event: ErrorEvent) -> None:
+            print(f"error    {event.message}")
+
+        def onclose(event: CloseEvent) -> None:
+            print(f"close    code={event.code} reason={event.reason!r} was_clean={event.was_clean}")
+            done.set()
+
+        ws = WebSocket(
+            server.url,
+            onopen=onopen,
+            onmessage=onmessage,
+            onerror=onerror,
+            onclose=onclose,
+            proxy=None,
+        )
+        if not ws.wait(15):
+            print("the demo did not finish within 15 s", file=sys.stderr)
+            return 1
+        ok = ws.ready_state == WebSocket.CLOSED and len(received) == len(outbox)
+        print("done." if ok else "something went wrong.")
+        return 0 if ok else 1
+
+
+def serve(host: str, port: int) -> int:
+    from .server import serve_forever
+
+    serve_forever(host, port)
+    return 0
+
+
+def interactive(url: str, protocols: Sequence[str], headers: Sequence[str], compression: bool) -> int:
+    """Lines from stdin go out as text; messages received are printed; EOF closes cleanly."""
+    pairs = []
+    for header in headers:
+        name, sep, value = header.partition(":")
+        if not sep:
+            print(f"--header needs 'Name: value', got {header!r}", file=sys.stderr)
+            return 2
+        pairs.append((name.strip(), value.strip()))
+    opened = threading.Event()
+    closed = threading.Event()
+    status = {"code": 0}
+
+    def onopen(event: Event) -> None:
+        ws = event.target
+        extra = f" protocol={ws.protocol!r}" if ws.protocol else ""
+        print(f"* connected to {ws.url}{extra} (Ctrl-D to close)", file=sys.stderr)
+        opened.set()
+
+    def onclose(event: CloseEvent) -> None:
+        print(f"* closed: code={event.code} reason={event.reason!r} clean={event.was_clean}",
+              file=sys.stderr)
+        status["code"] = 0 if event.was_clean else 1
+        opened.set()
+        closed.set()
+
+    ws = WebSocket(
+        url,
+        list(protocols) or None,
+        headers=pairs,
+        compression=compression,
+        binary_type="arraybuffer",
+        onopen=onopen,
+        onmessage=lambda e: print(f"< {_show(e.data)}", flush=True),
+        onerror=lambda e: print(f"* error: {e.message}", file=sys.stderr),
+        onclose=onclose,
+    )
+    opened.wait()
+    try:
+        for line in sys.stdin:
+            if closed.is_set():
+                break
+            ws.send(line.rstrip("\n"))
+    except KeyboardInterrupt:
+        pass
+    ws.close(1000)
+    ws.wait()
+    return status["code"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "demo":
+        return demo()
+    if args and args[0] == "serve":
+        parser = argparse.ArgumentParser(prog="python -m syncws serve")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8765)
+        options = parser.parse_args(args[1:])
+        return serve(options.host, options.port)
+    parser = argparse.ArgumentParser(
+        prog="python -m syncws",
+        description="Interactive WebSocket client. Also: 'python -m syncws demo' and "
+        "'python -m syncws serve [--port N]'.",
+    )
+    parser.add_argument("url", help="ws://, wss://, http:// or https:// URL")
+    parser.add_argument("--protocol", action="append", default=[], help="subprotocol to offer")
+    parser.add_argument("--header", action="append", default=[], help='extra header "Name: value"')
+    parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log frames (DEBUG)")
+    parser.add_argument("--version", action="version", version=f"syncws {__version__}")
+    options = parser.parse_args(args)
+    if options.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    return interactive(options.url, options.protocol, options.header, not options.no_compression)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Shared fixtures: syncws's own test server (the pytest plugin) and a thread-leak check."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+
+def _plugin_installed() -> bool:
+    """True when pip installed syncws, whose pytest11 entry point already loads the plugin."""
+    from importlib.metadata import entry_points
+
+    eps = entry_points()
+    group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", [])
+    return any(ep.name == "syncws" for ep in group)
+
+
+if not _plugin_installed():
+    pytest_plugins = ["syncws.testing"]
+
+_ENGINE_PREFIXES = ("syncws-reader-", "syncws-writer-", "syncws-dispatch-", "syncws-close-timer-")
+
+
+def syncws_threads() -> list:
+    return [t for t in threading.enumerate() if t.name.startswith(_ENGINE_PREFIXES)]
+
+
+def wait_no_syncws_threads(timeout: float = 3.0) -> list:
+    """The syncws client threads still alive after ``timeout`` (they should all end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = syncws_threads()
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads(request):
+    """Every test must leave no syncws client thread behind once its sockets are closed."""
+    before = set(syncws_threads())
+    yield
+    if request.node.get_closest_marker("allow_thread_leak"):
+        return
+    leaked = [t for t in wait_no_syncws_threads() if t not in before]
+    assert not leaked, f"syncws threads still running after the test: {[t.name for t in leaked]}"

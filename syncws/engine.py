@@ -307,8 +307,12 @@ class Engine:
             if self._abort_error is not None:
                 return None
             self._connection = connection
-            if isinstance(stream, TLSStream):
-                stream.output_waker = self._wake_writer
+            # Every TLS layer (two with an https:// proxy) hands its own output to the writer.
+            layer: Optional[Stream] = stream
+            while layer is not None:
+                if isinstance(layer, TLSStream):
+                    layer.output_waker = self._wake_writer
+                layer = getattr(layer, "inner", None)
         self._next_ping = time.monotonic() + (opts.ping_interval or 0)
         self._writer = _start_thread(self._run_writer, f"syncws-writer-{self.id}")
         extensions_text = getattr(extension, "response_text", "") if extension else ""

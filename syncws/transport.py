@@ -34,6 +34,8 @@ class ConnectTarget:
     ssl_context: Optional[ssl.SSLContext] = None  #: None = :func:`default_ssl_context`
     proxy: Optional[str] = None  #: proxy URL after resolving ``"auto"``; None = direct
     sock: Optional[socket.socket] = None  #: a connected socket the user brought
+    proxy_ssl_context: Optional[ssl.SSLContext] = None  #: for https:// proxies (None = default)
+    user_agent: Optional[str] = None  #: sent to HTTP proxies with CONNECT
 
 
 _default_context: Optional[ssl.SSLContext] = None
@@ -132,7 +134,16 @@ def open_stream(
     elif target.proxy is not None:
         from .proxy import open_tunnel
 
-        stream = open_tunnel(target.proxy, target.host, target.port, deadline, cancelled, on_socket)
+        stream = open_tunnel(
+            target.proxy,
+            target.host,
+            target.port,
+            deadline,
+            cancelled,
+            on_socket,
+            proxy_ssl_context=target.proxy_ssl_context,
+            user_agent=target.user_agent,
+        )
     else:
         stream = SocketStream(open_tcp(target.host, target.port, deadline, cancelled, on_socket))
     _check(cancelled)

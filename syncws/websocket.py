@@ -32,6 +32,7 @@ from typing import (
     Union,
 )
 
+from . import __version__
 from .blob import Blob
 from .dispatch import Dispatcher
 from .engine import Engine, EngineOptions, EngineSink, HandshakeSpec
@@ -61,7 +62,7 @@ DEFAULT_MAX_BUFFERED_AMOUNT = 64 * 1024 * 1024
 #: Undelivered inbound events per socket before the reader stops reading.
 DEFAULT_MAX_QUEUE = 32
 
-_UNSET: Any = object()
+_DEFAULT_USER_AGENT = f"syncws/{__version__}"
 
 
 class ReadyState(enum.IntEnum):
@@ -370,6 +371,8 @@ class WebSocket(EventTarget):
         self._dispatcher = Dispatcher(post, name=f"syncws-dispatch-{id(self):x}", max_queue=max_queue)
         self._max_queue = max_queue
 
+        if user_agent is None:
+            user_agent = _DEFAULT_USER_AGENT
         all_headers = self._request_headers(request_headers, origin, user_agent)
         spec = HandshakeSpec(
             host_header=parsed.host_header,
@@ -392,6 +395,7 @@ class WebSocket(EventTarget):
             ssl_context=ssl,
             proxy=proxy_url,
             sock=sock,
+            user_agent=user_agent,
         )
         self._engine_args = (target, spec, options)
         self._engine: Optional[Engine] = None
@@ -421,7 +425,7 @@ class WebSocket(EventTarget):
         return deflate.options_from_user(compression)
 
     def _request_headers(
-        self, headers: List[Tuple[str, str]], origin: Optional[str], user_agent: Optional[str]
+        self, headers: List[Tuple[str, str]], origin: Optional[str], user_agent: str
     ) -> List[Tuple[str, str]]:
         parsed = self._parsed
         names = {name.lower() for name, _ in headers}
@@ -430,10 +434,6 @@ class WebSocket(EventTarget):
             check_header_field("Origin", origin)
             extra.append(("Origin", origin))
         if "user-agent" not in names:
-            if user_agent is None:
-                from . import __version__
-
-                user_agent = f"syncws/{__version__}"
             check_header_field("User-Agent", user_agent)
             extra.append(("User-Agent", user_agent))
         if (parsed.username or parsed.password) and "authorization" not in names:

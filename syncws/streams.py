@@ -226,6 +226,8 @@ class TLSStream(Stream):
     # -- writing (writer thread) ----------------------------------------------------------
 
     def send_buffers(self, buffers: Sequence[BytesLike]) -> None:
+        if len(buffers) > 1 and sum(len(b) for b in buffers) <= _TLS_WRITE_CHUNK:
+            buffers = (b"".join(buffers),)  # one TLS record instead of one per frame part
         for buf in buffers:
             view = memoryview(buf).cast("B") if not isinstance(buf, bytes) else buf
             for start in range(0, len(view), _TLS_WRITE_CHUNK):

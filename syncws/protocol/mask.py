@@ -1,8 +1,9 @@
 """Client-to-server masking (RFC 6455 section 5.3), with an optional C accelerator.
 
-The pure-Python path XORs the payload as one big integer, which keeps the work inside
-CPython's C code (no per-byte Python loop). ``syncws._speedups`` replaces it when it was
-compiled at install time; setting ``SYNCWS_NO_EXTENSIONS=1`` forces the pure-Python path.
+The pure-Python path XORs the payload as big integers, 16 KiB at a time, which keeps the
+work inside CPython's C code (no per-byte Python loop). ``syncws._speedups`` replaces it
+when it was compiled at install time; setting ``SYNCWS_NO_EXTENSIONS=1`` forces the
+pure-Python path.
 """
 
 from __future__ import annotations

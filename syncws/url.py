@@ -50,8 +50,19 @@ _IPV4_DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"),
                 16: frozenset("0123456789abcdefABCDEF")}
 
 
+# ``[scheme:][//]user:password@`` at the start of a URL as given: group 1 is what precedes the
+# password. Greedy up to the last "@" before the path, as the parser splits the authority, so
+# an unescaped "@" in a password is masked too; without a scheme (``user:pw@host``) the first
+# ``name:`` is taken as the user.
+_PASSWORD_AS_GIVEN = re.compile(
+    r"^([\x00-\x20]*(?:[A-Za-z][A-Za-z0-9+.\-]*:)?[/\\]*[^/\\?#@:]*):[^/\\?#]*@"
+)
+
+
 def _fail(url: str, reason: str) -> NoReturn:
-    raise DOMSyntaxError(f"invalid WebSocket URL {url!r}: {reason}")
+    """Raise ``DOMSyntaxError`` quoting ``url`` with any password masked (``user:***@``)."""
+    shown = _PASSWORD_AS_GIVEN.sub(r"\1:***@", url)
+    raise DOMSyntaxError(f"invalid WebSocket URL {shown!r}: {reason}")
 
 
 def _percent_encode(text: str, encode_set: FrozenSet[str]) -> str:

@@ -51,7 +51,7 @@ PROTOCOL_OWNED_HEADERS = frozenset(
 
 Headers = List[Tuple[str, str]]
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # \Z: "$" would allow a final "\n"
 _FORBIDDEN_IN_FIELDS = re.compile(r"[\r\n\x00]")
 
 

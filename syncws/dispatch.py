@@ -144,6 +144,7 @@ class Dispatcher:
                 last = self._closed and not queue
             self.running_thread = threading.get_ident()
             self._run_task(task)
+            del task  # while idle, keep no closure over the WebSocket alive (it must be collectable)
             self.running_thread = None
             if last:
                 with cond:

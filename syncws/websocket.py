@@ -188,6 +188,7 @@ class _Sink(EngineSink):
             self.inbox.close(code, reason, was_clean, error)
         ws = self._ref()
         if ws is None:
+            self.dispatcher.put(lambda: None, final=True)  # ends the dispatcher's thread
             return
         if error is not None:
             self.dispatcher.put(lambda: ws._deliver_error(error))
@@ -394,6 +395,7 @@ class WebSocket(EventTarget):
             secure=parsed.secure,
             ssl_context=ssl,
             proxy=proxy_url,
+            proxy_ssl_context=ssl,  # an https:// proxy is verified like the server
             sock=sock,
             user_agent=user_agent,
         )
@@ -432,7 +434,8 @@ class WebSocket(EventTarget):
         extra: List[Tuple[str, str]] = []
         if origin is not None:
             check_header_field("Origin", origin)
-            extra.append(("Origin", origin))
+            if "origin" not in names:  # headers= overrides, as for User-Agent
+                extra.append(("Origin", origin))
         if "user-agent" not in names:
             check_header_field("User-Agent", user_agent)
             extra.append(("User-Agent", user_agent))

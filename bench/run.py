@@ -1,0 +1,627 @@
+#!/usr/bin/env python3
+"""syncws benchmark: syncws against websocket-client, websockets.sync and raw TCP.
+
+    python bench/run.py                      # full run (5 runs per figure, median)
+    python bench/run.py --quick              # smoke test: fewer messages, 1 run
+    python bench/run.py --markdown           # print the table as Markdown (for bench/README.md)
+    python bench/run.py --load bench/results/latest.json --markdown   # re-print saved results
+
+One reference server (Node's `ws`, installed on first use into bench/.cache/node; the
+`websockets` package's asyncio server when Node/npm are missing) serves every client; each
+client runs each scenario in its own subprocess (bench/worker.py). See bench/README.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CACHE = os.path.join(HERE, ".cache")
+NODE_DIR = os.path.join(CACHE, "node")
+RESULTS = os.path.join(HERE, "results")
+
+SCENARIOS = ["rtt", "small", "upload", "download", "connect", "fanin"]
+CLIENTS = ["syncws", "syncws-recv", "syncws-inline", "websocket-client", "websockets", "raw-tcp"]
+SYNCWS_CLIENTS = ("syncws", "syncws-recv", "syncws-inline")
+BASELINES = ("websocket-client", "websockets")  # ratios are to the better of these two
+NOT_RUN = {("syncws-recv", "fanin")}  # a blocking recv() per socket is websockets' model; skipped
+
+# (scenario, metric key, label, higher is better)
+METRICS = [
+    ("rtt", "rtt_per_s", "round trips/s", True),
+    ("rtt", "p50_us", "p50 latency (µs)", False),
+    ("rtt", "p99_us", "p99 latency (µs)", False),
+    ("small", "msgs_per_s", "messages/s", True),
+    ("upload", "MB_per_s", "MB/s", True),
+    ("download", "MB_per_s", "MB/s", True),
+    ("connect", "ws_per_s", "ws handshakes/s", True),
+    ("connect", "wss_per_s", "wss handshakes/s", True),
+    ("fanin", "msgs_per_s", "messages/s", True),
+    ("fanin", "peak_rss_mib", "peak RSS (MiB)", False),
+    ("fanin", "rss_per_socket_kib", "RSS/socket (KiB)", False),
+    ("fanin", "threads_per_socket", "threads/socket", False),
+]
+# Metrics whose ratio to raw TCP is shown.
+RAW_PERCENT = {("download", "MB_per_s"), ("upload", "MB_per_s"), ("small", "msgs_per_s"), ("rtt", "rtt_per_s")}
+
+FULL = dict(
+    rtt_size=32, rtt_count=5000, rtt_warmup=200,
+    small_size=64, small_count=20000, small_warmup=500,
+    big_size=1 << 20, upload_count=64, download_count=64, big_warmup=4,
+    connect_count=100,
+    fanin_sockets=200, fanin_count=1000, fanin_size=64,
+)
+QUICK = dict(
+    FULL,
+    rtt_count=1000, rtt_warmup=50, small_count=4000, small_warmup=100,
+    upload_count=16, download_count=16, big_warmup=1,
+    connect_count=20, fanin_sockets=50, fanin_count=200,
+)
+
+
+def log(msg=""):
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+# ------------------------------------------------------------------------------- environment
+
+
+def probe(code, env=None):
+    """Run a snippet in a fresh interpreter; return (ok, last line of output)."""
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=HERE
+        )
+    except subprocess.TimeoutExpired:
+        return False, "timed out"
+    out = (r.stdout + r.stderr).strip().splitlines()
+    return r.returncode == 0, (out[-1] if out else "")
+
+
+def pip_install(packages, why):
+    log("installing %s into this Python (%s): %s -m pip install %s"
+        % (", ".join(packages), why, sys.executable, " ".join(packages)))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet"] + packages)
+    return r.returncode == 0
+
+
+COMPARISON_PROBES = {
+    "websocket-client": ("import websocket; websocket.create_connection; websocket.WebSocketApp; "
+                         "print(websocket.__version__)", "websocket-client"),
+    "websockets": ("import websockets, websockets.sync.client; print(websockets.__version__)",
+                   "websockets>=13"),
+}
+
+
+def ensure_comparison_clients(clients, install):
+    """Make websocket-client / websockets importable (pip-installing them if allowed)."""
+    versions = {}
+    for name in [c for c in clients if c in COMPARISON_PROBES]:
+        code, requirement = COMPARISON_PROBES[name]
+        ok, out = probe(code)
+        if not ok and install:
+            pip_install([requirement], "needed for the '%s' column" % name)
+            ok, out = probe(code)
+        if ok:
+            versions[name] = out
+        else:
+            log("!! skipping client %s: not importable (%s)%s" % (
+                name, out, "" if install else "; install it with: %s -m pip install '%s'" % (
+                    sys.executable, requirement)))
+    return versions
+
+
+def locate_syncws():
+    """Return (env for the workers, description) or (None, reason) if syncws is unusable.
+
+    The installed syncws is preferred (it is what users get, with any compiled accelerator);
+    if none is installed, the repository's working tree is used."""
+    code = ("import syncws, os; syncws.WebSocket; syncws.executors.InlineExecutor; syncws.connect; "
+            "print(getattr(syncws, '__version__', '?') + ' from ' + os.path.dirname(syncws.__file__))")
+    env = worker_env()
+    ok, out = probe(code, env)
+    if ok:
+        return env, out
+    env_tree = dict(env, PYTHONPATH=os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p))
+    ok2, out2 = probe(code, env_tree)
+    if ok2:
+        return env_tree, out2 + " (not installed: using the working tree)"
+    return None, out2 or out
+
+
+def worker_env():
+    env = dict(os.environ)
+    # Everything stays on 127.0.0.1: no proxy from the environment for any client.
+    for k in list(env):
+        if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"):
+            del env[k]
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def make_certs(directory):
+    """Create a CA and a server certificate for 127.0.0.1; return (ca, cert, key) or None."""
+    ca_path = os.path.join(directory, "ca.pem")
+    cert_path = os.path.join(directory, "server.pem")
+    key_path = os.path.join(directory, "server.key")
+    for attempt in range(2):
+        try:
+            import trustme
+        except ImportError:
+            trustme = None
+        if trustme is not None:
+            ca = trustme.CA()
+            server = ca.issue_cert("127.0.0.1", "localhost")
+            ca.cert_pem.write_to_path(ca_path)
+            server.private_key_pem.write_to_path(key_path)
+            with open(cert_path, "wb") as f:
+                for blob in server.cert_chain_pems:
+                    f.write(blob.bytes())
+            return ca_path, cert_path, key_path, "trustme"
+        if attempt == 0 and shutil.which("openssl"):
+            cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                   "-keyout", key_path, "-out", cert_path, "-subj", "/CN=127.0.0.1",
+                   "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                   "-addext", "basicConstraints=critical,CA:TRUE"]
+            r = subprocess.run(cmd, capture_output=True)
+            if r.returncode == 0:
+                shutil.copy(cert_path, ca_path)  # self-signed: the certificate is its own CA
+                return ca_path, cert_path, key_path, "openssl (self-signed)"
+        if attempt == 0 and not pip_install(["trustme"], "to make a certificate for the wss server"):
+            break
+    return None
+
+
+# ------------------------------------------------------------------------------------ server
+
+
+class Server:
+    def __init__(self, kind, certs):
+        self.kind = kind
+        self.proc = None
+        self.info = None
+        self.note = ""
+        self.certs = certs
+
+    def start(self):
+        cert_args = ["--cert", self.certs[1], "--key", self.certs[2]] if self.certs else []
+        if self.kind == "node":
+            env = dict(os.environ, NODE_PATH=os.path.join(NODE_DIR, "node_modules"))
+            cmd = ["node", os.path.join(HERE, "server.js")] + cert_args
+        else:
+            env = worker_env()
+            cmd = [sys.executable, os.path.join(HERE, "server_py.py")] + cert_args
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=HERE,
+            start_new_session=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError("the %s server did not start" % self.kind)
+        self.info = json.loads(line)
+        return self.info
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(3)
+        except Exception:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+        self.proc = None
+
+
+def ensure_node_ws():
+    """Install the `ws` package into bench/.cache/node on first use. Returns an error or None."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        return "node/npm not found on PATH"
+    if os.path.isfile(os.path.join(NODE_DIR, "node_modules", "ws", "package.json")):
+        return None
+    os.makedirs(NODE_DIR, exist_ok=True)
+    base = ["npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--loglevel=error"]
+    log("installing Node's ws package into %s (first run only)" % os.path.relpath(NODE_DIR))
+    # bufferutil (native unmasking, prebuilt binaries inside the npm package) makes the server
+    # faster at reading uploads; it is optional, so retry without it if it cannot be installed.
+    for packages in (["ws@8", "bufferutil@4"], ["ws@8"]):
+        try:
+            r = subprocess.run(base + packages, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return "npm install timed out"
+        if r.returncode == 0:
+            return None
+        err = (r.stderr or r.stdout).strip().splitlines()
+    return "npm install ws failed: %s" % (err[-1] if err else "?")
+
+
+def start_server(kind, certs):
+    """Start the node server (or the Python fallback); returns a started Server."""
+    if kind in ("auto", "node"):
+        problem = ensure_node_ws()
+        if problem is None:
+            server = Server("node", certs)
+            try:
+                server.start()
+                return server
+            except Exception as exc:  # noqa: BLE001
+                problem = "node server failed to start: %s" % exc
+        if kind == "node":
+            raise SystemExit("cannot use the Node server: %s" % problem)
+        log("!! %s: falling back to the Python `websockets` server." % problem)
+        log("!! The fallback server is itself written in Python and will likely be the bottleneck;")
+        log("!! install Node.js and npm for meaningful figures.")
+    ok, out = probe(COMPARISON_PROBES["websockets"][0])
+    if not ok and not pip_install(["websockets>=13"], "for the fallback server"):
+        raise SystemExit("no server available: neither node/npm nor the websockets package")
+    server = Server("python", certs)
+    server.start()
+    server.note = "FALLBACK SERVER (Python websockets): figures are bounded by the server"
+    return server
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+def run_one(client, scenario, params, env, timeout):
+    """Run one worker; return (metrics dict, None) or (None, error string)."""
+    cmd = [sys.executable, os.path.join(HERE, "worker.py"), client, scenario, json.dumps(params)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT,
+        start_new_session=True, text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.communicate()
+        return None, "timed out after %gs (killed)" % timeout
+    for line in out.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line[len("BENCH_RESULT "):]), None
+    lines = [l for l in (err or out).strip().splitlines() if l.strip()]
+    return None, "exit %s: %s" % (proc.returncode, lines[-1] if lines else "no output")
+
+
+def median_metrics(runs):
+    keys = sorted({k for r in runs for k in r})
+    return {k: statistics.median([r[k] for r in runs if k in r]) for k in keys}
+
+
+def run_all(args, clients, scenarios, params, envs, server):
+    results = {s: {c: {"runs": [], "failures": []} for c in clients} for s in scenarios}
+    plan = [(s, c) for s in scenarios for c in clients if (c, s) not in NOT_RUN]
+    total = len(plan) * args.runs
+    done = 0
+    t_start = time.time()
+    # Interleave: every client runs every scenario once per round, so drift on the machine
+    # (other load, thermal, page cache) hits all clients alike.
+    for rnd in range(args.runs):
+        for scenario, client in plan:
+            done += 1
+            if not server.alive():
+                raise SystemExit("the reference server died")
+            t = time.time()
+            metrics, error = run_one(client, scenario, params, envs[client], args.timeout)
+            cell = results[scenario][client]
+            if metrics is not None:
+                cell["runs"].append(metrics)
+                summary = ", ".join("%s=%.4g" % kv for kv in sorted(metrics.items()))
+            else:
+                cell["failures"].append(error)
+                summary = "FAILED: " + error
+            log("[%3d/%d] run %d  %-8s %-16s %5.1fs  %s" % (
+                done, total, rnd + 1, scenario, client, time.time() - t, summary))
+    for scenario in scenarios:
+        for client in clients:
+            cell = results[scenario][client]
+            if (client, scenario) in NOT_RUN:
+                cell["not_run"] = True
+            cell["median"] = median_metrics(cell["runs"]) if cell["runs"] else None
+    return results, time.time() - t_start
+
+
+# ------------------------------------------------------------------------------------- report
+
+
+def fmt(value):
+    if value is None:
+        return "–"
+    if value >= 10000:
+        return "{:,.0f}".format(value)
+    if value >= 100:
+        return "%.0f" % value
+    if value >= 10:
+        return "%.1f" % value
+    return "%.2f" % value
+
+
+def build_rows(data):
+    """Rows of cells (strings) plus the header, from a results document."""
+    clients = data["clients"]
+    res = data["results"]
+    ratio_clients = [c for c in SYNCWS_CLIENTS if c in clients]
+    has_base = any(b in clients for b in BASELINES)
+    has_raw = "raw-tcp" in clients
+    header = ["scenario", "metric"] + clients
+    if has_base:
+        header += ["%s ×" % c.replace("syncws-", "") if c != "syncws" else "syncws ×" for c in ratio_clients]
+    if has_raw and ratio_clients:
+        header += ["%s %% raw" % ratio_clients[0]]
+    rows = []
+    for scenario, key, label, higher in METRICS:
+        if scenario not in res:
+            continue
+        values = {}
+        row = [scenario, label]
+        for c in clients:
+            cell = res[scenario].get(c) or {}
+            m = cell.get("median")
+            v = m.get(key) if m else None
+            values[c] = v
+            if v is not None:
+                text = fmt(v)
+                if cell.get("failures"):
+                    text += "*"
+            elif cell.get("not_run"):
+                text = "n/a"
+            elif cell.get("failures"):
+                text = "FAIL"
+            else:
+                text = "–"
+            row.append(text)
+        if all(values[c] is None for c in clients):
+            continue
+        if has_base:
+            base = [values[b] for b in BASELINES if values.get(b) is not None]
+            best = (max(base) if higher else min(base)) if base else None
+            for c in ratio_clients:
+                v = values[c]
+                if v is None or best is None or v == 0:
+                    row.append("–")
+                else:
+                    row.append("%.2f" % ((v / best) if higher else (best / v)))
+        if has_raw and ratio_clients:
+            v, raw = values[ratio_clients[0]], values.get("raw-tcp")
+            if (scenario, key) in RAW_PERCENT and v is not None and raw:
+                row.append("%.0f%%" % (100.0 * v / raw))
+            else:
+                row.append("")
+        rows.append(row)
+    return header, rows
+
+
+def render_text(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = []
+    for n, r in enumerate([header] + rows):
+        cells = [str(x).ljust(widths[i]) if i < 2 else str(x).rjust(widths[i]) for i, x in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join([":--", ":--"] + ["--:"] * (len(header) - 2)) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(r) + " |")
+    return "\n".join(lines)
+
+
+def describe(data):
+    m = data["machine"]
+    load = data.get("load")
+    lines = [
+        "server: %s" % data["server"],
+        "machine: %s, %s CPUs, %s; Python %s" % (m.get("cpu"), m.get("cpus"), m.get("platform"), m.get("python")),
+        "load average (1 min) before/after: %s" % (
+            " / ".join("%.2f" % x for x in load) if load else "?"),
+        "clients: %s" % "; ".join("%s %s" % kv for kv in data["versions"].items()),
+        "runs per figure: %d (median)%s; elapsed %.0f s" % (
+            data["runs"], " [QUICK: reduced counts]" if data["quick"] else "", data["elapsed_s"]),
+    ]
+    if data.get("note"):
+        lines.insert(0, "NOTE: " + data["note"])
+    lines.append("ratios (×): syncws variant vs the better of websocket-client and websockets "
+                 "(>1 = syncws better; latency, RSS and threads inverted so >1 is still better)")
+    lines.append("* = at least one run failed (median of the others); FAIL = every run failed")
+    return "\n".join(lines)
+
+
+def failures_text(data):
+    out = []
+    for scenario, by_client in data["results"].items():
+        for client, cell in by_client.items():
+            for f in cell.get("failures", []):
+                out.append("  %s / %s: %s" % (scenario, client, f))
+    return ("failures:\n" + "\n".join(out)) if out else ""
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine():
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu or platform.machine(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, help="runs per client and scenario (default 5; 1 with --quick)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from: " + ",".join(SCENARIOS))
+    ap.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated, from: " + ",".join(CLIENTS))
+    ap.add_argument("--quick", action="store_true", help="smoke test: fewer messages, 1 run")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds before a client run is killed (default 120)")
+    ap.add_argument("--server", choices=["auto", "node", "python"], default="auto",
+                    help="reference server: auto (node, else python), node, python (fallback)")
+    ap.add_argument("--no-install", action="store_true", help="never pip-install missing comparison clients")
+    ap.add_argument("--output", default=os.path.join(RESULTS, "latest.json"), help="where to write the JSON results")
+    ap.add_argument("--load", metavar="JSON", help="do not run: print the table of a saved results file")
+    args = ap.parse_args(argv)
+    if args.runs is None:
+        args.runs = 1 if args.quick else 5
+    return args
+
+
+def pick(value, allowed, what):
+    names = [x.strip() for x in value.split(",") if x.strip()]
+    # "websockets.sync" and "websocket_client" are accepted as aliases
+    alias = {"websockets.sync": "websockets", "websocket_client": "websocket-client", "raw": "raw-tcp",
+             "inline": "syncws-inline", "recv": "syncws-recv"}
+    names = [alias.get(n, n) for n in names]
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise SystemExit("unknown %s: %s (choose from %s)" % (what, ", ".join(bad), ", ".join(allowed)))
+    return [n for n in allowed if n in names]  # canonical order
+
+
+def print_report(data, markdown):
+    header, rows = build_rows(data)
+    text = describe(data)
+    if markdown:
+        text = "\n".join("- " + line for line in text.splitlines())
+    print(text)
+    print()
+    print(render_markdown(header, rows) if markdown else render_text(header, rows))
+    f = failures_text(data)
+    if f:
+        print()
+        print(f)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.load:
+        with open(args.load) as f:
+            print_report(json.load(f), args.markdown)
+        return 0
+
+    scenarios = pick(args.scenarios, SCENARIOS, "scenario")
+    clients = pick(args.clients, CLIENTS, "client")
+    params = dict(QUICK if args.quick else FULL)
+
+    versions = ensure_comparison_clients(clients, not args.no_install)
+    envs = {}
+    for c in clients:
+        envs[c] = worker_env()
+    if any(c in SYNCWS_CLIENTS for c in clients):
+        env, where = locate_syncws()
+        if env is None:
+            log("!! skipping syncws clients: syncws is not usable yet (%s)" % where)
+            clients = [c for c in clients if c not in SYNCWS_CLIENTS]
+        else:
+            versions["syncws"] = where
+            for c in SYNCWS_CLIENTS:
+                envs[c] = env
+    clients = [c for c in clients if c in SYNCWS_CLIENTS or c == "raw-tcp" or c in versions]
+    if not clients:
+        raise SystemExit("no client left to run")
+
+    os.makedirs(CACHE, exist_ok=True)
+    certdir = tempfile.mkdtemp(prefix="certs-", dir=CACHE)
+    server = None
+    try:
+        certs = make_certs(certdir)
+        if certs is None:
+            log("!! no certificate could be made (no trustme, no openssl): wss figures are skipped")
+        else:
+            params["ca"] = certs[0]
+        server = start_server(args.server, certs)
+        info = server.info
+        params["ws"] = "ws://127.0.0.1:%d" % info["ws"]
+        params["tcp"] = info["tcp"]
+        if info.get("wss") and certs:
+            params["wss"] = "wss://127.0.0.1:%d" % info["wss"]
+            params["tls"] = info["tls"]
+        else:
+            params.pop("ca", None)
+        log("server: %s on 127.0.0.1 (ws %s, wss %s, tcp %s, tls %s)%s" % (
+            info["impl"], info["ws"], info.get("wss"), info["tcp"], info.get("tls"),
+            "; certificate by " + certs[3] if certs else ""))
+        if server.note:
+            log("!! " + server.note)
+        load_before = loadavg()
+        if load_before is not None and load_before > 0.5 * (os.cpu_count() or 1):
+            log("!! the machine is busy (load average %.2f on %d CPUs): figures will be noisy"
+                % (load_before, os.cpu_count() or 1))
+        log("clients: %s; scenarios: %s; %d run(s) each; timeout %gs per run" % (
+            ", ".join(clients), ", ".join(scenarios), args.runs, args.timeout))
+        results, elapsed = run_all(args, clients, scenarios, params, envs, server)
+        load_after = loadavg()
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(certdir, ignore_errors=True)
+
+    data = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "server": info["impl"],
+        "note": server.note,
+        "machine": machine(),
+        "versions": versions,
+        "clients": clients,
+        "scenarios": scenarios,
+        "runs": args.runs,
+        "quick": args.quick,
+        "params": {k: v for k, v in params.items() if k not in ("ca", "ws", "wss", "tcp", "tls")},
+        "elapsed_s": elapsed,
+        "load": [load_before, load_after] if load_before is not None else None,
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(data, f, indent=1)
+    log("results written to %s" % os.path.relpath(args.output))
+    log("")
+    print_report(data, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

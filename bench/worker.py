@@ -1,0 +1,900 @@
+"""One benchmark run: one client, one scenario, in its own process. Started by bench/run.py.
+
+    python bench/worker.py CLIENT SCENARIO PARAMS_JSON
+
+Prints one line ``BENCH_RESULT {json}`` on stdout: the scenario's metrics. Anything else on
+stdout/stderr is ignored unless the run fails. Imports, connection set-up and warm-up happen
+before the timed part; only ``connect`` times the handshakes themselves.
+
+Every scenario checks what it received (counts, sizes, echoed contents) so a client cannot
+"win" by dropping data.
+"""
+
+import json
+import os
+import resource
+import selectors
+import socket
+import ssl
+import sys
+import threading
+import time
+
+perf = time.perf_counter
+WAIT = 60.0  # seconds any single wait inside a run may take before the run is declared failed
+
+
+class BenchError(Exception):
+    pass
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[i]
+
+
+def rtt_result(latencies, elapsed):
+    latencies.sort()
+    return {
+        "rtt_per_s": len(latencies) / elapsed,
+        "p50_us": percentile(latencies, 0.50) * 1e6,
+        "p99_us": percentile(latencies, 0.99) * 1e6,
+    }
+
+
+def current_rss_kib():
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1024.0
+    except (OSError, ValueError, IndexError):
+        return peak_rss_kib()
+
+
+def peak_rss_kib():
+    """Peak resident set size of this process, in KiB.
+
+    On Linux this is VmHWM from /proc/self/status: getrusage()'s ru_maxrss is inherited from
+    the parent across fork+exec, so a worker started by run.py (which has imported trustme
+    and cryptography) would report the parent's peak whenever it is the larger."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024.0 if sys.platform == "darwin" else float(rss)
+
+
+def os_threads():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return threading.active_count()
+
+
+class FaninMonitor:
+    """Thread and memory accounting for fanin: call start() before opening the sockets,
+    sample() whenever the sockets are all open, result() at the end."""
+
+    def __init__(self, sockets):
+        self.sockets = sockets
+
+    def start(self):
+        self.base_threads = threading.active_count()
+        self.base_os_threads = os_threads()
+        self.base_rss = current_rss_kib()
+        self.peak_threads = self.base_threads
+        self.peak_os_threads = self.base_os_threads
+
+    def sample(self):
+        self.peak_threads = max(self.peak_threads, threading.active_count())
+        self.peak_os_threads = max(self.peak_os_threads, os_threads())
+
+    def wait(self, event, timeout=WAIT):
+        deadline = perf() + timeout
+        while not event.wait(0.1):
+            self.sample()
+            if perf() > deadline:
+                raise BenchError("timed out waiting for fan-in messages")
+        self.sample()
+
+    def result(self, messages, elapsed):
+        peak = peak_rss_kib()
+        return {
+            "msgs_per_s": messages / elapsed,
+            "peak_rss_mib": peak / 1024.0,
+            "rss_per_socket_kib": max(0.0, peak - self.base_rss) / self.sockets,
+            "threads_per_socket": (self.peak_threads - self.base_threads) / self.sockets,
+            "os_threads_per_socket": (self.peak_os_threads - self.base_os_threads) / self.sockets,
+        }
+
+
+class Countdown:
+    """Set ``event`` once ``n`` parties have called done()."""
+
+    def __init__(self, n):
+        self.left = n
+        self.lock = threading.Lock()
+        self.event = threading.Event()
+        if n <= 0:
+            self.event.set()
+
+    def done(self):
+        with self.lock:
+            self.left -= 1
+            if self.left == 0:
+                self.event.set()
+
+
+def wait_or_fail(event, what, timeout=WAIT):
+    if not event.wait(timeout):
+        raise BenchError("timed out waiting for " + what)
+
+
+# --------------------------------------------------------------------------------------------
+# Clients. Each implements the scenarios it supports as methods taking the parameters dict.
+# --------------------------------------------------------------------------------------------
+
+
+class Client:
+    def __init__(self, p):
+        self.p = p
+        self.ctx = None
+        if p.get("ca"):
+            self.ctx = ssl.create_default_context(cafile=p["ca"])
+
+    def url(self, path, secure=False):
+        return (self.p["wss"] if secure else self.p["ws"]) + path
+
+    def ssl_for(self, secure):
+        return self.ctx if secure else None
+
+    # Generic blocking implementations on top of open/send/recv/close.
+    def rtt(self, p):
+        ws = self.open(self.url("/echo"))
+        msg = "x" * p["rtt_size"]
+        for _ in range(p["rtt_warmup"]):
+            self.send(ws, msg)
+            if self.recv(ws) != msg:
+                raise BenchError("bad echo")
+        n = p["rtt_count"]
+        lat = []
+        append = lat.append
+        send, recv = self.send, self.recv
+        t0 = perf()
+        for _ in range(n):
+            t = perf()
+            send(ws, msg)
+            data = recv(ws)
+            append(perf() - t)
+            if data != msg:
+                raise BenchError("bad echo")
+        elapsed = perf() - t0
+        self.close(ws)
+        return rtt_result(lat, elapsed)
+
+    def small(self, p):
+        ws = self.open(self.url("/echo"))
+        msg = os.urandom(p["small_size"])
+        for _ in range(p["small_warmup"]):
+            self.send(ws, msg)
+        for _ in range(p["small_warmup"]):
+            self.recv(ws)
+        n = p["small_count"]
+        send, recv = self.send, self.recv
+        t0 = perf()
+        for _ in range(n):
+            send(ws, msg)
+        nbytes = 0
+        for _ in range(n):
+            nbytes += len(recv(ws))
+        elapsed = perf() - t0
+        if nbytes != n * len(msg):
+            raise BenchError("received %d bytes, expected %d" % (nbytes, n * len(msg)))
+        self.close(ws)
+        return {"msgs_per_s": n / elapsed}
+
+    def upload(self, p):
+        ws = self.open(self.url("/count"))
+        data = os.urandom(p["big_size"])
+
+        def batch(count):
+            for _ in range(count):
+                self.send(ws, data)
+            self.send(ws, "summary")
+            summary = json.loads(self.recv(ws))
+            if summary != {"messages": count, "bytes": count * len(data)}:
+                raise BenchError("server counted %r" % (summary,))
+
+        batch(p["big_warmup"])
+        t0 = perf()
+        batch(p["upload_count"])
+        elapsed = perf() - t0
+        self.close(ws)
+        return {"MB_per_s": p["upload_count"] * len(data) / elapsed / 1e6}
+
+    def download(self, p):
+        ws = self.open(self.url("/download"))
+        size = p["big_size"]
+
+        def batch(count):
+            self.send(ws, "%d %d" % (count, size))
+            for _ in range(count):
+                if len(self.recv(ws)) != size:
+                    raise BenchError("bad message size")
+
+        batch(p["big_warmup"])
+        t0 = perf()
+        batch(p["download_count"])
+        elapsed = perf() - t0
+        self.close(ws)
+        return {"MB_per_s": p["download_count"] * size / elapsed / 1e6}
+
+    def connect(self, p):
+        result = {}
+        for key, secure in (("ws_per_s", False), ("wss_per_s", True)):
+            if secure and self.ctx is None:
+                continue
+            url = self.url("/echo", secure)
+            self.close(self.open(url))  # warm-up: imports, TLS context, ...
+            n = p["connect_count"]
+            t0 = perf()
+            for _ in range(n):
+                self.close(self.open(url))
+            result[key] = n / (perf() - t0)
+        return result
+
+
+# ---------------------------------------------------------------------------- websocket-client
+
+
+class WebsocketClient(Client):
+    def __init__(self, p):
+        super().__init__(p)
+        import websocket
+
+        self.websocket = websocket
+
+    def sslopt(self, url):
+        return {"context": self.ctx} if url.startswith("wss:") and self.ctx else None
+
+    def open(self, url):
+        return self.websocket.create_connection(url, sslopt=self.sslopt(url), timeout=WAIT)
+
+    def send(self, ws, data):
+        if isinstance(data, str):
+            ws.send(data)
+        else:
+            ws.send_binary(data)
+
+    def recv(self, ws):
+        return ws.recv()
+
+    def close(self, ws):
+        ws.close()
+
+    def fanin(self, p):
+        websocket = self.websocket
+        n_sockets, n_msgs, size = p["fanin_sockets"], p["fanin_count"], p["fanin_size"]
+        mon = FaninMonitor(n_sockets)
+        mon.start()
+        opened = Countdown(n_sockets)
+        finished = Countdown(n_sockets)
+        counts = [0] * n_sockets
+        errors = []
+        url = self.url("/download?n=%d&size=%d" % (n_msgs, size))
+
+        def make(i):
+            def on_message(app, message):
+                if len(message) != size:
+                    errors.append("bad size")
+                counts[i] += 1
+                if counts[i] == n_msgs:
+                    finished.done()
+
+            def on_error(app, error):
+                errors.append(repr(error))
+
+            return websocket.WebSocketApp(
+                url, on_open=lambda app: opened.done(), on_message=on_message, on_error=on_error
+            )
+
+        apps = [make(i) for i in range(n_sockets)]
+        threads = [threading.Thread(target=app.run_forever, daemon=True) for app in apps]
+        for t in threads:
+            t.start()
+        wait_or_fail(opened.event, "connections to open")
+        mon.sample()
+        t0 = perf()
+        for app in apps:
+            app.send("go")
+        mon.wait(finished.event)
+        elapsed = perf() - t0
+        if errors:
+            raise BenchError(errors[0])
+        result = mon.result(n_sockets * n_msgs, elapsed)
+        # Tear-down is not measured; don't let a slow one (WebSocketApp.close() waits for the
+        # run_forever loop) stretch the whole benchmark: the process exits right after.
+        deadline = perf() + 2.0
+        for app in apps:
+            app.keep_running = False
+            try:
+                app.sock.send_close()
+            except Exception:  # noqa: BLE001
+                pass
+        for t in threads:
+            t.join(max(0.0, deadline - perf()))
+        return result
+
+
+# ------------------------------------------------------------------------------ websockets.sync
+
+
+class WebsocketsSync(Client):
+    def __init__(self, p):
+        super().__init__(p)
+        from websockets.sync.client import connect
+
+        self._connect = connect
+
+    def open(self, url):
+        return self._connect(
+            url,
+            ssl=self.ctx if url.startswith("wss:") else None,
+            compression=None,
+            max_size=None,
+            open_timeout=WAIT,
+        )
+
+    def send(self, ws, data):
+        ws.send(data)
+
+    def recv(self, ws):
+        return ws.recv(WAIT)
+
+    def close(self, ws):
+        ws.close()
+
+    def fanin(self, p):
+        n_sockets, n_msgs, size = p["fanin_sockets"], p["fanin_count"], p["fanin_size"]
+        mon = FaninMonitor(n_sockets)
+        mon.start()
+        finished = Countdown(n_sockets)
+        errors = []
+        url = self.url("/download?n=%d&size=%d" % (n_msgs, size))
+        conns = [self.open(url) for _ in range(n_sockets)]
+
+        def reader(ws):
+            try:
+                for _ in range(n_msgs):
+                    if len(ws.recv(WAIT)) != size:
+                        errors.append("bad size")
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(repr(exc))
+            finished.done()
+
+        threads = [threading.Thread(target=reader, args=(ws,), daemon=True) for ws in conns]
+        for t in threads:
+            t.start()
+        mon.sample()
+        t0 = perf()
+        for ws in conns:
+            ws.send("go")
+        mon.wait(finished.event)
+        elapsed = perf() - t0
+        if errors:
+            raise BenchError(errors[0])
+        result = mon.result(n_sockets * n_msgs, elapsed)
+        for ws in conns:
+            ws.close()
+        return result
+
+
+# ----------------------------------------------------------------------------------------- syncws
+
+
+# Same work as the other clients: no compression, binary messages as bytes (not Blob), no proxy
+# from the environment. Everything else (limits, keepalive, max_queue) stays at its default.
+SYNCWS_OPTIONS = dict(compression=False, binary_type="arraybuffer", proxy=None)
+
+
+class _Sock:
+    """State of one syncws socket driven by handlers."""
+
+    __slots__ = ("ws", "opened", "closed", "error", "on_data")
+
+    def __init__(self):
+        self.opened = threading.Event()
+        self.closed = threading.Event()
+        self.error = None
+        self.on_data = None
+
+
+class Syncws(Client):
+    """syncws, callback style: handlers via onmessage, no recv()."""
+
+    executor_name = None
+
+    def __init__(self, p):
+        super().__init__(p)
+        import syncws
+
+        self.syncws = syncws
+        self.options = SYNCWS_OPTIONS
+
+    def executor(self):
+        return None
+
+    def make(self, url, on_data, **extra):
+        """A WebSocket whose messages go to on_data(data); returns once it is open."""
+        s = _Sock()
+
+        def onopen(ev):
+            s.opened.set()
+
+        def onmessage(ev):
+            s.on_data(ev.data)
+
+        def onerror(ev):
+            s.error = getattr(ev, "error", None) or getattr(ev, "message", "error")
+
+        def onclose(ev):
+            if not s.opened.is_set() and s.error is None:
+                s.error = "closed before open: %s" % (getattr(ev, "code", "?"),)
+            s.closed.set()
+            s.opened.set()
+
+        s.on_data = on_data
+        options = dict(self.options)
+        options.update(extra)
+        s.ws = self.syncws.WebSocket(
+            url,
+            executor=self.executor(),
+            ssl=self.ssl_for(url.startswith("wss:")),
+            onopen=onopen,
+            onmessage=onmessage,
+            onerror=onerror,
+            onclose=onclose,
+            **options
+        )
+        return s
+
+    def wait_open(self, s, timeout=WAIT):
+        wait_or_fail(s.opened, "open", timeout)
+        if s.closed.is_set():
+            raise BenchError("connection failed: %s" % (s.error,))
+
+    def finish(self, s):
+        s.ws.close()
+        s.ws.wait(10)
+
+    def rtt(self, p):
+        msg = "x" * p["rtt_size"]
+        warm, n = p["rtt_warmup"], p["rtt_count"]
+        total = warm + n
+        lat = []
+        state = {"i": 0, "t": 0.0, "t0": 0.0, "bad": False}
+        done = threading.Event()
+
+        def on_data(data):
+            now = perf()
+            if data != msg:
+                state["bad"] = True
+            i = state["i"]
+            if i >= warm:
+                lat.append(now - state["t"])
+            i += 1
+            state["i"] = i
+            if i >= total:
+                state["t1"] = now
+                done.set()
+                return
+            if i == warm:
+                state["t0"] = perf()
+            state["t"] = perf()
+            s.ws.send(msg)
+
+        s = self.make(self.url("/echo"), on_data)
+        self.wait_open(s)
+        if warm == 0:
+            state["t0"] = perf()
+        state["t"] = perf()
+        s.ws.send(msg)
+        wait_or_fail(done, "round trips")
+        if state["bad"]:
+            raise BenchError("bad echo")
+        elapsed = state["t1"] - state["t0"]
+        self.finish(s)
+        return rtt_result(lat, elapsed)
+
+    def small(self, p):
+        msg = os.urandom(p["small_size"])
+        warm, n = p["small_warmup"], p["small_count"]
+        state = {"n": 0, "bytes": 0, "target": warm}
+        done = threading.Event()
+
+        def on_data(data):
+            state["n"] += 1
+            state["bytes"] += len(data)
+            if state["n"] == state["target"]:
+                done.set()
+
+        s = self.make(self.url("/echo"), on_data)
+        self.wait_open(s)
+        send = s.ws.send
+        if warm:
+            for _ in range(warm):
+                send(msg)
+            wait_or_fail(done, "warm-up echoes")
+        done.clear()
+        state.update(n=0, bytes=0, target=n)
+        t0 = perf()
+        for _ in range(n):
+            send(msg)
+        wait_or_fail(done, "echoes")
+        elapsed = perf() - t0
+        if state["bytes"] != n * len(msg):
+            raise BenchError("received %d bytes, expected %d" % (state["bytes"], n * len(msg)))
+        self.finish(s)
+        return {"msgs_per_s": n / elapsed}
+
+    def upload(self, p):
+        data = os.urandom(p["big_size"])
+        box = {}
+        got = threading.Event()
+
+        def on_data(msg):
+            box["summary"] = msg
+            got.set()
+
+        s = self.make(self.url("/count"), on_data)
+        self.wait_open(s)
+
+        def batch(count):
+            got.clear()
+            for _ in range(count):
+                s.ws.send(data)
+            s.ws.send("summary")
+            wait_or_fail(got, "the server's summary")
+            summary = json.loads(box["summary"])
+            if summary != {"messages": count, "bytes": count * len(data)}:
+                raise BenchError("server counted %r" % (summary,))
+
+        batch(p["big_warmup"])
+        t0 = perf()
+        batch(p["upload_count"])
+        elapsed = perf() - t0
+        self.finish(s)
+        return {"MB_per_s": p["upload_count"] * len(data) / elapsed / 1e6}
+
+    def download(self, p):
+        size = p["big_size"]
+        state = {"n": 0, "target": 0, "bad": False}
+        done = threading.Event()
+
+        def on_data(data):
+            if len(data) != size:
+                state["bad"] = True
+            state["n"] += 1
+            if state["n"] == state["target"]:
+                done.set()
+
+        s = self.make(self.url("/download"), on_data)
+        self.wait_open(s)
+
+        def batch(count):
+            done.clear()
+            state.update(n=0, target=count)
+            s.ws.send("%d %d" % (count, size))
+            wait_or_fail(done, "downloaded messages")
+            if state["bad"]:
+                raise BenchError("bad message size")
+
+        batch(p["big_warmup"])
+        t0 = perf()
+        batch(p["download_count"])
+        elapsed = perf() - t0
+        self.finish(s)
+        return {"MB_per_s": p["download_count"] * size / elapsed / 1e6}
+
+    def connect(self, p):
+        result = {}
+        for key, secure in (("ws_per_s", False), ("wss_per_s", True)):
+            if secure and self.ctx is None:
+                continue
+            url = self.url("/echo", secure)
+
+            def once():
+                s = self.make(url, lambda data: None)
+                self.wait_open(s)
+                s.ws.close()
+                if not s.ws.wait(10):
+                    raise BenchError("close did not complete")
+
+            once()
+            n = p["connect_count"]
+            t0 = perf()
+            for _ in range(n):
+                once()
+            result[key] = n / (perf() - t0)
+        return result
+
+    def fanin(self, p):
+        n_sockets, n_msgs, size = p["fanin_sockets"], p["fanin_count"], p["fanin_size"]
+        mon = FaninMonitor(n_sockets)
+        mon.start()
+        finished = Countdown(n_sockets)
+        counts = [0] * n_sockets
+        errors = []
+        url = self.url("/download?n=%d&size=%d" % (n_msgs, size))
+
+        def make(i):
+            def on_data(data):
+                if len(data) != size:
+                    errors.append("bad size")
+                counts[i] += 1
+                if counts[i] == n_msgs:
+                    finished.done()
+
+            return self.make(url, on_data)
+
+        socks = [make(i) for i in range(n_sockets)]
+        for s in socks:
+            self.wait_open(s)
+        mon.sample()
+        t0 = perf()
+        for s in socks:
+            s.ws.send("go")
+        mon.wait(finished.event)
+        elapsed = perf() - t0
+        if errors:
+            raise BenchError(errors[0])
+        result = mon.result(n_sockets * n_msgs, elapsed)
+        for s in socks:
+            s.ws.close()
+        for s in socks:
+            s.ws.wait(10)
+        return result
+
+
+class SyncwsInline(Syncws):
+    """syncws with handlers run on the reader thread (InlineExecutor)."""
+
+    def executor(self):
+        return self.syncws.executors.InlineExecutor()
+
+
+class SyncwsRecv(Client):
+    """syncws, blocking style: syncws.connect() + send() + recv()."""
+
+    def __init__(self, p):
+        super().__init__(p)
+        import syncws
+
+        self.syncws = syncws
+        self.options = SYNCWS_OPTIONS
+
+    def open(self, url):
+        return self.syncws.connect(
+            url, timeout=WAIT, ssl=self.ssl_for(url.startswith("wss:")), **self.options
+        )
+
+    def send(self, ws, data):
+        ws.send(data)
+
+    def recv(self, ws):
+        return ws.recv(timeout=WAIT)
+
+    def close(self, ws):
+        ws.close()
+        if not ws.wait(10):
+            raise BenchError("close did not complete")
+
+
+# ---------------------------------------------------------------------------------------- raw TCP
+
+
+class RawTcp(Client):
+    """The ceiling: plain sockets through the same server, same payload bytes, no framing."""
+
+    def __init__(self, p):
+        super().__init__(p)
+        self.buf = bytearray(1 << 20)
+
+    def sock(self, secure=False):
+        s = socket.create_connection(("127.0.0.1", self.p["tls" if secure else "tcp"]), timeout=WAIT)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if secure:
+            s = self.ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        return s
+
+    def read_exact(self, s, n):
+        """Read and discard exactly n bytes; returns n."""
+        view = memoryview(self.buf)
+        left = n
+        while left:
+            got = s.recv_into(view, min(left, len(self.buf)))
+            if not got:
+                raise BenchError("connection closed early")
+            left -= got
+        return n
+
+    def read_line(self, s):
+        line = b""
+        while not line.endswith(b"\n"):
+            c = s.recv(1)
+            if not c:
+                raise BenchError("connection closed early")
+            line += c
+        return line
+
+    def rtt(self, p):
+        s = self.sock()
+        s.sendall(b"echo\n")
+        msg = b"x" * p["rtt_size"]
+        size = len(msg)
+        buf = bytearray(size)
+        view = memoryview(buf)
+
+        def once():
+            s.sendall(msg)
+            got = 0
+            while got < size:
+                k = s.recv_into(view[got:])
+                if not k:
+                    raise BenchError("connection closed early")
+                got += k
+
+        for _ in range(p["rtt_warmup"]):
+            once()
+        lat = []
+        n = p["rtt_count"]
+        t0 = perf()
+        for _ in range(n):
+            t = perf()
+            once()
+            lat.append(perf() - t)
+        elapsed = perf() - t0
+        if bytes(buf) != msg:
+            raise BenchError("bad echo")
+        s.close()
+        return rtt_result(lat, elapsed)
+
+    def small(self, p):
+        s = self.sock()
+        s.sendall(b"echo\n")
+        msg = os.urandom(p["small_size"])
+        warm, n = p["small_warmup"], p["small_count"]
+        for _ in range(warm):
+            s.sendall(msg)
+        self.read_exact(s, warm * len(msg))
+        sendall = s.sendall
+        t0 = perf()
+        for _ in range(n):
+            sendall(msg)
+        self.read_exact(s, n * len(msg))
+        elapsed = perf() - t0
+        s.close()
+        return {"msgs_per_s": n / elapsed}
+
+    def upload(self, p):
+        s = self.sock()
+        data = os.urandom(p["big_size"])
+
+        def batch(count):
+            s.sendall(b"count %d\n" % (count * len(data)))
+            for _ in range(count):
+                s.sendall(data)
+            line = self.read_line(s)
+            if line != b"OK %d\n" % (count * len(data)):
+                raise BenchError("server counted %r" % (line,))
+
+        batch(p["big_warmup"])
+        t0 = perf()
+        batch(p["upload_count"])
+        elapsed = perf() - t0
+        s.close()
+        return {"MB_per_s": p["upload_count"] * len(data) / elapsed / 1e6}
+
+    def download(self, p):
+        s = self.sock()
+        size = p["big_size"]
+
+        def batch(count):
+            s.sendall(b"download %d %d\n" % (count * size, size))
+            self.read_exact(s, count * size)
+
+        batch(p["big_warmup"])
+        t0 = perf()
+        batch(p["download_count"])
+        elapsed = perf() - t0
+        s.close()
+        return {"MB_per_s": p["download_count"] * size / elapsed / 1e6}
+
+    def connect(self, p):
+        result = {}
+        for key, secure in (("ws_per_s", False), ("wss_per_s", True)):
+            if secure and self.ctx is None:
+                continue
+            self.sock(secure).close()
+            n = p["connect_count"]
+            t0 = perf()
+            for _ in range(n):
+                self.sock(secure).close()
+            result[key] = n / (perf() - t0)
+        return result
+
+    def fanin(self, p):
+        """One thread and a selector for all sockets: the ceiling, not a thread-per-socket model."""
+        n_sockets, n_msgs, size = p["fanin_sockets"], p["fanin_count"], p["fanin_size"]
+        mon = FaninMonitor(n_sockets)
+        mon.start()
+        socks = [self.sock() for _ in range(n_sockets)]
+        sel = selectors.DefaultSelector()
+        left = {}
+        for s in socks:
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+            left[s] = n_msgs * size
+        view = memoryview(self.buf)
+        cmd = b"download %d %d\n" % (n_msgs * size, size)
+        mon.sample()
+        t0 = perf()
+        for s in socks:
+            s.send(cmd)
+        remaining = n_sockets
+        deadline = t0 + WAIT
+        while remaining:
+            for key, _ in sel.select(1.0):
+                s = key.fileobj
+                k = s.recv_into(view)
+                if not k:
+                    raise BenchError("connection closed early")
+                left[s] -= k
+                if left[s] <= 0:
+                    sel.unregister(s)
+                    remaining -= 1
+            if perf() > deadline:
+                raise BenchError("timed out")
+        elapsed = perf() - t0
+        mon.sample()
+        result = mon.result(n_sockets * n_msgs, elapsed)
+        for s in socks:
+            s.close()
+        return result
+
+
+CLIENTS = {
+    "syncws": Syncws,
+    "syncws-recv": SyncwsRecv,
+    "syncws-inline": SyncwsInline,
+    "websocket-client": WebsocketClient,
+    "websockets": WebsocketsSync,
+    "raw-tcp": RawTcp,
+}
+
+
+def main(argv):
+    client_name, scenario, params = argv[1], argv[2], json.loads(argv[3])
+    client = CLIENTS[client_name](params)
+    method = getattr(client, scenario, None)
+    if method is None:
+        raise SystemExit("%s does not implement %s" % (client_name, scenario))
+    result = method(params)
+    sys.stdout.write("BENCH_RESULT " + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    # Leftover non-daemon threads of a client must not keep a finished run alive.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue as _queue
 import threading
 import time
 from typing import Callable, Deque, Optional
@@ -43,6 +44,11 @@ class Dispatcher:
         self._name = name
         self.max_queue = max_queue
         self._queue: Deque[Task] = collections.deque()
+        # The dedicated thread's queue: SimpleQueue wakes a blocked get() in C, the cheapest
+        # hand-off CPython has (it matters for round-trip latency).
+        self._simple: Optional["_queue.SimpleQueue[Task]"] = (
+            _queue.SimpleQueue() if post is None else None
+        )
         self._cond = threading.Condition(threading.Lock())
         self._scheduled = False  # a drain task is posted or running
         self._room_waiters = 0
@@ -58,21 +64,29 @@ class Dispatcher:
 
     def put(self, task: Task, *, final: bool = False) -> None:
         """Queue ``task``; ``final`` marks the last one (the close event)."""
+        simple = self._simple
+        if simple is not None:
+            if self._closed:
+                return
+            if final:
+                self._closed = True
+            if self._thread is None:
+                # Start the thread before queuing: Thread.start() waits for the thread to run,
+                # and an already queued task would then run before the caller got control back.
+                with self._cond:
+                    if self._thread is None:
+                        self._thread = threading.Thread(
+                            target=self._run_thread, name=self._name, daemon=True
+                        )
+                        self._thread.start()
+            simple.put((task, final))  # type: ignore[arg-type]
+            return
         with self._cond:
             if self._closed:
                 return
             self._queue.append(task)
             if final:
                 self._closed = True
-            if self._post is None:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run_thread, name=self._name, daemon=True
-                    )
-                    self._thread.start()
-                else:
-                    self._cond.notify()
-                return
             if self._scheduled:
                 return
             self._scheduled = True
@@ -91,18 +105,19 @@ class Dispatcher:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        simple = self._simple
+        return simple.qsize() if simple is not None else len(self._queue)
 
     def wait_for_room(self) -> None:
         """Block the reader while ``max_queue`` tasks are waiting (until :meth:`wake`)."""
         limit = self.max_queue
-        if limit is None or len(self._queue) < limit:
+        if limit is None or self.pending < limit:
             return
         with self._cond:
             self._room_waiters += 1
             self.paused = True
             try:
-                while len(self._queue) >= limit and not self._woken and not self._done:
+                while self.pending >= limit and not self._woken and not self._done:
                     self._cond.wait()
             finally:
                 self._room_waiters -= 1
@@ -129,24 +144,23 @@ class Dispatcher:
 
     def _after_task(self) -> None:
         # Called with the lock held.
-        if self._room_waiters and (self.max_queue is None or len(self._queue) < self.max_queue):
+        if self._room_waiters and (self.max_queue is None or self.pending < self.max_queue):
             self._cond.notify_all()
 
     def _run_thread(self) -> None:
-        queue = self._queue
+        simple = self._simple
+        assert simple is not None
         cond = self._cond
+        self.running_thread = threading.get_ident()
         while True:
-            with cond:
-                while not queue:
-                    cond.wait()
-                task = queue.popleft()
-                self._after_task()
-                last = self._closed and not queue
-            self.running_thread = threading.get_ident()
+            task, last = simple.get()  # type: ignore[misc]
+            if self._room_waiters:
+                with cond:
+                    self._after_task()
             self._run_task(task)
             del task  # while idle, keep no closure over the WebSocket alive (it must be collectable)
-            self.running_thread = None
             if last:
+                self.running_thread = None
                 with cond:
                     self._done = True
                     cond.notify_all()

@@ -47,7 +47,7 @@ from .protocol.handshake import (
     content_length,
     new_key,
 )
-from .streams import BytesLike, Stream, TLSStream
+from .streams import BytesLike, SocketStream, Stream, TLSStream
 from .transport import ConnectTarget, open_stream
 
 logger = logging.getLogger("syncws")
@@ -55,6 +55,7 @@ logger = logging.getLogger("syncws")
 __all__ = ["EngineSink", "HandshakeSpec", "EngineOptions", "Engine"]
 
 _RECV_BUFFER = 256 * 1024
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _counter = iter(range(1, 1 << 62))
 _counter_lock = threading.Lock()
 
@@ -160,6 +161,9 @@ class Engine:
         self._discarded = 0
         self._written = 0
         self._flush_waiters = 0
+        # Held by whoever writes to the stream: the writer thread, or send() writing directly.
+        self._write_lock = threading.Lock()
+        self._direct_send: Optional[Callable[[List[bytes]], int]] = None
         self._paused = False
         self._ping_payload: Optional[bytes] = None
         self._ping_sent_at = 0.0
@@ -187,8 +191,41 @@ class Engine:
                 return
             buffers = connection.send_message(payload, text)
             self._accepted += app_bytes
-            self._queue.append(_Outbound(buffers, app_bytes))
-            self._cond.notify()
+            # The writer is idle and nothing waits: write on this thread, saving a hand-off.
+            direct = (
+                not self._queue
+                and self._direct_send is not None
+                and self._write_lock.acquire(False)
+            )
+            if not direct:
+                self._queue.append(_Outbound(buffers, app_bytes))
+                self._cond.notify()
+                return
+        self._send_now(buffers, app_bytes)
+
+    def _send_now(self, buffers: List[bytes], app_bytes: int) -> None:
+        """Write what the socket takes without blocking; queue the rest first in line.
+
+        Called with the write lock held (released here), so no other write can come between.
+        """
+        try:
+            try:
+                sent = self._direct_send(buffers)  # type: ignore[misc]
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._write_failed(exc)
+                return
+            with self._cond:
+                if sent >= sum(map(len, buffers)):
+                    self._written += app_bytes
+                    if self._flush_waiters:
+                        self._cond.notify_all()
+                else:
+                    self._queue.appendleft(_Outbound(_drop_prefix(buffers, sent), app_bytes))
+                    self._cond.notify()
+        finally:
+            self._write_lock.release()
 
     def discard(self, app_bytes: int) -> None:
         """Count bytes ``send()`` accepted while CLOSING/CLOSED (they grow buffered_amount)."""
@@ -314,6 +351,9 @@ class Engine:
                     layer.output_waker = self._wake_writer
                 layer = getattr(layer, "inner", None)
         self._next_ping = time.monotonic() + (opts.ping_interval or 0)
+        if type(stream) is SocketStream and _MSG_DONTWAIT and hasattr(stream.sock, "sendmsg"):
+            sendmsg = stream.sock.sendmsg
+            self._direct_send = lambda buffers: sendmsg(buffers, (), _MSG_DONTWAIT)
         self._writer = _start_thread(self._run_writer, f"syncws-writer-{self.id}")
         extensions_text = getattr(extension, "response_text", "") if extension else ""
         logger.debug("connection %s open (protocol %r, extensions %r)", self.label, protocol, extensions_text)
@@ -452,7 +492,9 @@ class Engine:
         timer.name = f"syncws-close-timer-{self.id}"
         timer.daemon = True
         with self._cond:
-            if self._close_timer is not None:
+            # _writer_stop: the connection is already ending (_finish may have looked for a
+            # timer to cancel before this one existed), so a timer would only outlive it.
+            if self._close_timer is not None or self._writer_stop:
                 return
             self._close_timer = timer
         timer.start()
@@ -476,6 +518,7 @@ class Engine:
         assert stream is not None
         cond = self._cond
         queue = self._queue
+        write_lock = self._write_lock
         interval = self.options.ping_interval
         try:
             while True:
@@ -485,21 +528,22 @@ class Engine:
                         if wait is not None and wait <= 0:
                             break
                         cond.wait(wait)
-                    if not queue:
-                        if self._writer_stop:
-                            return
-                        items: List[_Outbound] = []
-                    else:
+                    if not queue and self._writer_stop:
+                        return
+                # Take the items only once holding the write lock: a direct send() may be
+                # about to put its unsent remainder first in line.
+                with write_lock:
+                    with cond:
                         items = list(queue)
                         queue.clear()
-                if not items:
-                    self._keepalive(stream)
-                    continue
-                buffers = [b for item in items for b in item.buffers]
-                if buffers:
-                    stream.send_buffers(buffers)
-                else:
-                    stream.flush()
+                    if not items:
+                        self._keepalive(stream)
+                        continue
+                    buffers = [b for item in items for b in item.buffers]
+                    if buffers:
+                        stream.send_buffers(buffers)
+                    else:
+                        stream.flush()
                 written = sum(item.app_bytes for item in items)
                 if written:
                     with cond:
@@ -507,13 +551,17 @@ class Engine:
                         if self._flush_waiters:
                             cond.notify_all()
         except OSError as exc:
-            if not self._writer_stop:
-                logger.debug("connection %s: write failed: %r", self.label, exc)
-                with cond:
-                    if self._abort_error is None:
-                        self._abort_error = ConnectionFailed(f"write to {self.label} failed: {exc}")
-                        self._abort_error.__cause__ = exc
-                    self._shutdown_sockets()
+            self._write_failed(exc)
+
+    def _write_failed(self, exc: OSError) -> None:
+        with self._cond:
+            if self._writer_stop:
+                return
+            logger.debug("connection %s: write failed: %r", self.label, exc)
+            if self._abort_error is None:
+                self._abort_error = ConnectionFailed(f"write to {self.label} failed: {exc}")
+                self._abort_error.__cause__ = exc
+            self._shutdown_sockets()
 
     def _keepalive_due(self, interval: Optional[float]) -> Optional[float]:
         """Seconds until the keepalive needs the writer (None: never)."""
@@ -530,6 +578,9 @@ class Engine:
         return self._next_ping - now
 
     def _keepalive(self, stream: Stream) -> None:
+        wait = self._keepalive_due(self.options.ping_interval)
+        if wait is None or wait > 0:
+            return
         now = time.monotonic()
         connection = self._connection
         if connection is None or connection.close_sent is not None:
@@ -602,6 +653,18 @@ class Engine:
         with self._cond:
             self._cond.notify_all()
         self.sink.on_closed(code, reason, was_clean, error)
+
+
+def _drop_prefix(buffers: List[bytes], count: int) -> List[bytes]:
+    """``buffers`` without their first ``count`` bytes (what a partial write already sent)."""
+    rest: List[bytes] = []
+    for buf in buffers:
+        if count >= len(buf):
+            count -= len(buf)
+            continue
+        rest.append(buf[count:] if count else buf)
+        count = 0
+    return rest
 
 
 def _left(deadline: Optional[float]) -> Optional[float]:

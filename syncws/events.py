@@ -59,14 +59,18 @@ def _alias(name: str) -> property:
     return property(operator.attrgetter(name), doc=f"Alias of ``{name}``.")
 
 
+_osa = object.__setattr__  # events are read-only to users; this module writes their slots
+
+
 def _set(event: Event, **values: Any) -> None:
     for name, value in values.items():
-        object.__setattr__(event, name, value)
+        _osa(event, name, value)
 
 
 def _set_target(event: Event, target: Optional[object]) -> None:
     """Set ``event.target`` and ``event.current_target`` (for dispatchers only)."""
-    _set(event, target=target, current_target=target)
+    _osa(event, "target", target)
+    _osa(event, "current_target", target)
 
 
 def _check_str(name: str, value: object) -> None:
@@ -100,13 +104,18 @@ class Event:
     _repr_fields: Tuple[str, ...] = ()
 
     def __init__(self, type: str) -> None:
-        _check_str("event type", type)
-        _set(self, type=type, time_stamp=time.time() * 1000.0)
-        _set_target(self, None)
-        self._reset_flags()
+        if type.__class__ is not str:
+            _check_str("event type", type)
+        _osa(self, "type", type)
+        _osa(self, "time_stamp", time.time() * 1000.0)
+        _osa(self, "target", None)
+        _osa(self, "current_target", None)
+        _osa(self, "_dispatching", False)
+        _osa(self, "_stop_immediate", False)
 
     def _reset_flags(self) -> None:
-        _set(self, _dispatching=False, _stop_immediate=False)
+        _osa(self, "_dispatching", False)
+        _osa(self, "_stop_immediate", False)
 
     def prevent_default(self) -> None:
         """Does nothing: these events are not cancelable (the DOM ignores it then too)."""
@@ -151,10 +160,14 @@ class MessageEvent(Event):
     def __init__(
         self, type: str, *, data: Any = None, origin: str = "", last_event_id: str = ""
     ) -> None:
-        _check_str("origin", origin)
-        _check_str("last_event_id", last_event_id)
-        super().__init__(type)
-        _set(self, data=data, origin=origin, last_event_id=last_event_id)
+        if origin.__class__ is not str:
+            _check_str("origin", origin)
+        if last_event_id.__class__ is not str:
+            _check_str("last_event_id", last_event_id)
+        Event.__init__(self, type)
+        _osa(self, "data", data)
+        _osa(self, "origin", origin)
+        _osa(self, "last_event_id", last_event_id)
 
     lastEventId = _alias("last_event_id")
 
@@ -215,13 +228,16 @@ class _Listener:
 def _invoke(callback: Any, event: Event) -> None:
     """Call one listener; log (do not propagate) what it raises, as the DOM "reports" it."""
     try:
-        if callable(callback):
+        if callback.__class__ is _FunctionType or callable(callback):
             callback(event)
         else:
             method = getattr(callback, "handle_event", None) or getattr(callback, "handleEvent")
             method(event)
     except Exception:
         logger.exception("exception in %r listener %r", event.type, callback)
+
+
+_FunctionType = type(_invoke)
 
 
 class EventTarget:
@@ -242,7 +258,8 @@ class EventTarget:
     """
 
     def __init__(self) -> None:
-        self._event_listeners: Dict[str, List[_Listener]] = {}
+        # Copy-on-write: a dispatch reads the current tuple without taking the lock.
+        self._event_listeners: Dict[str, Tuple[_Listener, ...]] = {}
         self._event_handlers: Dict[str, _Listener] = {}
         self._event_lock = threading.Lock()
 
@@ -260,9 +277,9 @@ class EventTarget:
                 f"not {listener.__class__.__name__}"
             )
         with self._event_lock:
-            entries = self._event_listeners.setdefault(type, [])
+            entries = self._event_listeners.get(type, ())
             if not any(not e.is_handler and e.callback == listener for e in entries):
-                entries.append(_Listener(listener, once=bool(once)))
+                self._event_listeners[type] = entries + (_Listener(listener, once=bool(once)),)
 
     def remove_event_listener(self, type: str, listener: Optional[EventListener]) -> None:
         """Unregister ``listener`` for ``type``; nothing happens if it was not registered."""
@@ -285,12 +302,11 @@ class EventTarget:
             raise TypeError(f"dispatch_event() needs an Event, not {event.__class__.__name__}")
         if event._dispatching:
             raise InvalidStateError("the event is already being dispatched")
-        _set(event, _dispatching=True)
-        _set_target(event, self)
+        _osa(event, "_dispatching", True)
+        _osa(event, "target", self)
+        _osa(event, "current_target", self)
         try:
-            with self._event_lock:
-                snapshot = tuple(self._event_listeners.get(event.type, ()))
-            for entry in snapshot:
+            for entry in self._event_listeners.get(event.type, ()):
                 if event._stop_immediate:
                     break
                 if entry.removed:
@@ -301,8 +317,9 @@ class EventTarget:
                             continue  # another thread's dispatch ran it first
                 _invoke(entry.callback, event)
         finally:
-            _set(event, current_target=None)
-            event._reset_flags()
+            _osa(event, "current_target", None)
+            _osa(event, "_dispatching", False)
+            _osa(event, "_stop_immediate", False)
         return not event.default_prevented
 
     def _unlink(self, type: str, entry: _Listener) -> bool:
@@ -310,7 +327,7 @@ class EventTarget:
         if entry.removed:
             return False
         entry.removed = True
-        self._event_listeners[type].remove(entry)
+        self._event_listeners[type] = tuple(e for e in self._event_listeners[type] if e is not entry)
         return True
 
     def _has_listeners(self, type: str) -> bool:
@@ -338,7 +355,7 @@ class EventTarget:
                 entry.callback = value
             else:
                 entry = self._event_handlers[type] = _Listener(value, is_handler=True)
-                self._event_listeners.setdefault(type, []).append(entry)
+                self._event_listeners[type] = self._event_listeners.get(type, ()) + (entry,)
 
     def addEventListener(
         self, type: str, listener: Optional[EventListener], *, once: bool = False

@@ -14,6 +14,7 @@ import collections
 import enum
 import http.cookiejar
 import logging
+import queue as _queue
 import socket
 import ssl as _ssl
 import threading
@@ -206,27 +207,32 @@ class _Sink(EngineSink):
 
 
 class _Inbox:
-    """Messages kept for ``recv()`` on sockets made by :func:`connect` (bounded by max_queue)."""
+    """Messages kept for ``recv()`` on sockets made by :func:`connect` (bounded by max_queue).
+
+    A ``SimpleQueue`` carries them: its blocking ``get`` is woken in C, the cheapest hand-off
+    from the reader thread to the caller of ``recv()``. The condition is only for the reader
+    waiting for room (inbound flow control).
+    """
+
+    _CLOSED = object()
 
     def __init__(self, max_queue: Optional[int]) -> None:
-        self._items: Deque[Union[str, bytes]] = collections.deque()
+        self._queue: "_queue.SimpleQueue[Any]" = _queue.SimpleQueue()
         self._cond = threading.Condition(threading.Lock())
         self._max = max_queue
+        self._room_waiters = 0
         self._woken = False
         self.paused = False
         self.closed: Optional[ConnectionClosed] = None
         self.error: Optional[BaseException] = None
 
     def put(self, data: Union[str, bytes]) -> None:
-        with self._cond:
-            self._items.append(data)
-            self._cond.notify_all()
+        self._queue.put(data)
 
     def close(self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]) -> None:
-        with self._cond:
-            self.closed = ConnectionClosed(code, reason, was_clean)
-            self.error = error
-            self._cond.notify_all()
+        self.closed = ConnectionClosed(code, reason, was_clean)
+        self.error = error
+        self._queue.put(self._CLOSED)
 
     def wake(self) -> None:
         with self._cond:
@@ -234,27 +240,32 @@ class _Inbox:
             self._cond.notify_all()
 
     def wait_for_room(self) -> None:
-        if self._max is None or len(self._items) < self._max:
+        limit = self._max
+        if limit is None or self._queue.qsize() < limit:
             return
         with self._cond:
+            self._room_waiters += 1
             self.paused = True
             try:
-                while len(self._items) >= self._max and not self._woken:
+                while self._queue.qsize() >= limit and not self._woken:
                     self._cond.wait()
             finally:
+                self._room_waiters -= 1
                 self.paused = False
 
     def get(self, timeout: Optional[float]) -> Union[str, bytes]:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._items or self.closed is not None, timeout):
-                raise TimeoutError("no message within the timeout")
-            if self._items:
-                data = self._items.popleft()
+        try:
+            item = self._queue.get(timeout=timeout)
+        except _queue.Empty:
+            raise TimeoutError("no message within the timeout") from None
+        if item is self._CLOSED:
+            self._queue.put(item)  # every later recv() raises too
+            assert self.closed is not None
+            raise self.closed from self.error
+        if self._room_waiters:
+            with self._cond:
                 self._cond.notify_all()
-                return data
-            closed = self.closed
-            assert closed is not None
-            raise closed from self.error
+        return item  # type: ignore[no-any-return]
 
 
 _live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()

@@ -165,7 +165,8 @@ class ClientConnection:
                     events.append(event)
                     if isinstance(event, CloseReceived):
                         return events
-            self._peek_text()
+            if self._parser.buffered:
+                self._peek_text()
         except ProtocolError as error:
             events.append(self._fail(error))
         return events
@@ -204,6 +205,21 @@ class ClientConnection:
 
     def _frame(self, frame: Frame) -> Optional[Event]:
         opcode = frame.opcode
+        if (
+            frame.fin
+            and (opcode == Opcode.TEXT or opcode == Opcode.BINARY)
+            and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
+            and self._opcode is None
+            and not self._peeked
+        ):
+            # Fast path: a whole uncompressed message in one frame (the parser already held it
+            # to max_message_size), decoded in one call.
+            if opcode == Opcode.BINARY:
+                return Message(frame.payload)
+            try:
+                return Message(frame.payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise PayloadError("invalid UTF-8 in a text message") from None
         if frame.rsv2 or frame.rsv3:
             raise ProtocolError("reserved bits RSV2/RSV3 set without a negotiated extension")
         if opcode >= 8:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import os
 import struct
+import threading
 from typing import Iterator, List, NamedTuple, NoReturn, Optional, Tuple
 
 from ..errors import MessageTooBig, ProtocolError
@@ -100,7 +101,7 @@ def serialize_frame(
     """
     length = len(payload)
     if mask:
-        key = mask_key if mask_key is not None else os.urandom(4)
+        key = mask_key if mask_key is not None else _new_mask_key()
         header = frame_header(
             opcode, length, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask_key=key
         )
@@ -111,6 +112,27 @@ def serialize_frame(
     if not length:
         return [header]
     return [header, payload if isinstance(payload, bytes) else bytes(payload)]
+
+
+_key_lock = threading.Lock()
+_key_pool = b""
+_key_offset = 0
+
+
+def _new_mask_key() -> bytes:
+    """Four bytes from ``os.urandom``, drawn from a pool refilled 4 KiB at a time.
+
+    Every key is still fresh output of the OS's cryptographically strong generator and used
+    once; the pool only saves a system call per frame.
+    """
+    global _key_pool, _key_offset
+    with _key_lock:
+        offset = _key_offset
+        if offset >= len(_key_pool):
+            _key_pool = os.urandom(4096)
+            offset = 0
+        _key_offset = offset + 4
+        return _key_pool[offset : offset + 4]
 
 
 class FrameParser:

@@ -1,0 +1,375 @@
+"""The I/O engine seen from outside: its threads, keepalive, timeouts, back-pressure from a peer
+that stops reading, simultaneous large transfers, TLS, IPv6 and debug logging."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+import syncws
+from syncws import KeepaliveTimeout, ReadyState, WebSocket
+from syncws.server import ClientClosed, CloseInfo, ServerConnection, hold
+
+OPTS: Dict[str, Any] = dict(compression=False, proxy=None)
+TIMEOUT = 5.0
+MiB = 1024 * 1024
+PREFIXES = ("syncws-reader-", "syncws-writer-", "syncws-dispatch-", "syncws-close-timer-")
+
+
+def engine_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(PREFIXES)]
+
+
+def wait_gone(threads: List[threading.Thread], timeout: float = 3.0) -> List[str]:
+    """Names of ``threads`` still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [t.name for t in threads if t.is_alive()]
+
+
+def record(url: str, **options: Any) -> Tuple[WebSocket, List[Tuple[str, Any]]]:
+    """A socket whose handlers (given to the constructor: nothing is missed) log every event."""
+    events: List[Tuple[str, Any]] = []
+    handlers = {f"on{t}": (lambda e: events.append((e.type, e))) for t in ("open", "message", "error", "close")}
+    ws = WebSocket(url, **{**OPTS, **handlers, **options})
+    return ws, events
+
+
+def types(events: List[Tuple[str, Any]]) -> List[str]:
+    return [t for t, _ in events]
+
+
+def only(events: List[Tuple[str, Any]], type: str) -> Any:
+    (event,) = [e for t, e in events if t == type]
+    return event
+
+
+def client_close_of(conn: ServerConnection) -> Optional[CloseInfo]:
+    try:
+        while True:
+            conn.recv()
+    except ClientClosed as exc:
+        return exc.close
+
+
+def deaf(conn: ServerConnection) -> None:
+    """Never read (so pings go unanswered and TCP pushes back), with a small receive buffer."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hold(conn)
+
+
+def send_zero(event: Any) -> None:
+    """An onopen handler starting a conversation."""
+    event.target.send("0")
+
+
+def wait_open(ws: WebSocket, events: List[Tuple[str, Any]]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while "open" not in types(events):
+        assert time.monotonic() < deadline and ws.ready_state is not ReadyState.CLOSED, types(events)
+        time.sleep(0.005)
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+
+def test_threads_are_named_and_end_after_close(ws_server) -> None:
+    before = set(engine_threads())
+    ws, events = record(ws_server.url)
+    wait_open(ws, events)
+    mine = [t for t in engine_threads() if t not in before]
+    names = sorted(t.name.rsplit("-", 1)[0] for t in mine)
+    assert names == ["syncws-dispatch", "syncws-reader", "syncws-writer"]
+    assert all(t.daemon for t in mine)
+    ws.close()
+    assert ws.wait(TIMEOUT)
+    assert wait_gone(mine) == []
+    assert [t for t in threading.enumerate() if t.name.startswith(PREFIXES) and t not in before] == []
+
+
+def test_a_pool_executor_means_no_dispatch_thread(ws_server) -> None:
+    before = set(engine_threads())
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ws, events = record(ws_server.url, executor=pool)
+        wait_open(ws, events)
+        names = sorted(t.name.rsplit("-", 1)[0] for t in engine_threads() if t not in before)
+        assert names == ["syncws-reader", "syncws-writer"]
+        ws.close()
+        assert ws.wait(TIMEOUT)
+    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+
+
+def test_no_thread_survives_a_failed_connection() -> None:
+    before = set(engine_threads())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        ws, events = record(f"ws://127.0.0.1:{sock.getsockname()[1]}/")
+        assert ws.wait(TIMEOUT)
+    assert types(events) == ["error", "close"]
+    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+
+
+def test_collected_open_socket_closes_with_an_empty_close_frame(ws_server_factory) -> None:
+    closes: List[Optional[CloseInfo]] = []
+    server = ws_server_factory(lambda conn: closes.append(client_close_of(conn)))
+    before = set(engine_threads())
+    opened = threading.Event()
+    ws = WebSocket(server.url, onopen=lambda e: opened.set(), **OPTS)
+    assert opened.wait(TIMEOUT)
+    del ws
+    gc.collect()
+    assert server.accepted().join(TIMEOUT)
+    assert closes == [CloseInfo(None, "")]  # the standard's rule for a collected socket
+    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+
+
+# -- keepalive and timeouts --------------------------------------------------------------------
+
+
+def test_keepalive_timeout_fails_the_connection(ws_server_factory) -> None:
+    server = ws_server_factory(deaf)
+    ws, events = record(server.url, ping_interval=0.2, ping_timeout=0.3)
+    wait_open(ws, events)
+    started = time.monotonic()
+    assert ws.wait(TIMEOUT)
+    assert 0.4 < time.monotonic() - started < 3.0
+    assert types(events) == ["open", "error", "close"]
+    error = only(events, "error").error
+    assert isinstance(error, KeepaliveTimeout) and isinstance(error, TimeoutError)
+    close = only(events, "close")
+    assert (close.code, close.was_clean) == (1006, False)
+
+
+def test_keepalive_keeps_a_live_connection_open(ws_server) -> None:
+    ws, events = record(ws_server.url, ping_interval=0.05, ping_timeout=0.2)
+    wait_open(ws, events)
+    assert ws.wait(0.8) is False  # many pings and pongs later, still open
+    assert ws.ready_state is ReadyState.OPEN and ws.latency is not None
+    ws.close()
+    assert ws.wait(TIMEOUT)
+    assert types(events) == ["open", "close"] and only(events, "close").was_clean
+
+
+def test_open_timeout(ws_server_factory) -> None:
+    from syncws.server import HandshakeResponse
+
+    server = ws_server_factory(handshake=HandshakeResponse.hang())
+    started = time.monotonic()
+    ws, events = record(server.url, open_timeout=0.3)
+    assert ws.wait(TIMEOUT)
+    assert 0.25 < time.monotonic() - started < 2.0
+    assert types(events) == ["error", "close"]
+    assert isinstance(only(events, "error").error, TimeoutError)
+    assert only(events, "close").code == 1006
+
+
+def test_close_timeout_when_the_server_keeps_tcp_open(ws_server_factory) -> None:
+    """The server answers the Close but never closes TCP: the client does, after close_timeout,
+    and the close is still clean (both Close frames were exchanged)."""
+    answered: List[CloseInfo] = []
+
+    def script(conn: ServerConnection) -> None:
+        answered.append(conn.expect_close())
+        hold(conn)
+
+    server = ws_server_factory(script)
+    ws, events = record(server.url, close_timeout=0.5)
+    wait_open(ws, events)
+    started = time.monotonic()
+    ws.close(4000)
+    assert ws.wait(TIMEOUT)
+    assert 0.4 < time.monotonic() - started < 2.5
+    close = only(events, "close")
+    assert (close.code, close.was_clean) == (4000, True)
+    assert answered == [CloseInfo(4000, "")]
+
+
+def test_peer_that_stops_reading(ws_server_factory) -> None:
+    server = ws_server_factory(deaf)
+    ws, events = record(server.url, close_timeout=1.0, max_buffered_amount=None)
+    wait_open(ws, events)
+    chunk = b"\x5a" * MiB
+    started = time.monotonic()
+    for _ in range(64):
+        ws.send(chunk)
+    assert time.monotonic() - started < 5.0
+    assert ws.buffered_amount > 48 * MiB  # the sends did not wait for the network
+    started = time.monotonic()
+    ws.close()
+    assert time.monotonic() - started < 0.1  # close() never blocks either
+    assert ws.ready_state is ReadyState.CLOSING
+    assert ws.wait(TIMEOUT)
+    assert 0.9 < time.monotonic() - started < 2.5  # ended by close_timeout
+    assert types(events) == ["open", "close"]  # closing, not failing: no error event
+    close = only(events, "close")
+    assert (close.code, close.was_clean) == (1006, False)
+
+
+def test_simultaneous_16_mib_messages_both_ways(ws_server_factory) -> None:
+    to_client = os.urandom(16 * MiB)
+    to_server = os.urandom(16 * MiB)
+    received: List[Any] = []
+
+    def script(conn: ServerConnection) -> None:
+        sender = threading.Thread(target=conn.send, args=(to_client,))
+        sender.start()  # sending and receiving at the same time
+        received.append(conn.recv(timeout=30))
+        sender.join()
+        client_close_of(conn)
+
+    server = ws_server_factory(script)
+    ws = syncws.connect(server.url, **OPTS)
+    ws.send(to_server)
+    data = ws.recv(timeout=30)
+    assert data == to_client
+    ws.close()
+    assert ws.wait(TIMEOUT)
+    server.accepted().join(TIMEOUT)
+    assert received == [to_server]
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+
+def test_handlers_can_send_and_close_on_their_own_socket(ws_server) -> None:
+    rounds = 500
+    seen: List[int] = []
+
+    def onmessage(event: Any) -> None:
+        seen.append(int(event.data))
+        if len(seen) == rounds:
+            event.target.close(1000, "done")
+        else:
+            event.target.send(str(len(seen)))
+
+    ws, events = record(ws_server.url, onopen=send_zero, onmessage=onmessage)
+    assert ws.wait(TIMEOUT)
+    assert seen == list(range(rounds))
+    close = only(events, "close")
+    assert (close.code, close.was_clean) == (1000, True)
+
+
+def test_handlers_on_the_reader_thread_can_send(ws_server) -> None:
+    from syncws.executors import InlineExecutor
+
+    received: List[str] = []
+
+    threads: List[str] = []
+
+    def onmessage(event: Any) -> None:
+        threads.append(threading.current_thread().name)
+        received.append(event.data)
+        if len(received) < 100:
+            event.target.send(str(len(received)))
+        else:
+            event.target.close()
+
+    ws = WebSocket(
+        ws_server.url, executor=InlineExecutor(), onopen=send_zero, onmessage=onmessage, **OPTS
+    )
+    assert ws.wait(TIMEOUT)
+    assert received == [str(i) for i in range(100)]
+    assert all(name.startswith("syncws-reader-") for name in threads)
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+def test_wss_echo(ws_server_factory, ws_tls) -> None:
+    server = ws_server_factory(ssl_context=ws_tls.server)
+    assert server.url.startswith("wss://")
+    ws = syncws.connect(server.url, ssl=ws_tls.client, **OPTS)
+    messages = ["x" * n for n in (0, 1, 125, 126, 65536)] + [os.urandom(2 * MiB)]
+    for message in messages:
+        ws.send(message)
+    assert [ws.recv(TIMEOUT) for _ in messages] == messages
+    ws.close(1000)
+    assert ws.wait(TIMEOUT)
+
+
+def test_default_context_rejects_an_unknown_ca(ws_server_factory, ws_tls) -> None:
+    server = ws_server_factory(ssl_context=ws_tls.server)
+    ws, events = record(server.url)  # ssl=None: certifi's CA bundle
+    assert ws.wait(TIMEOUT)
+    assert types(events) == ["error", "close"]
+    error = only(events, "error").error
+    assert isinstance(error, ssl.SSLCertVerificationError), repr(error)
+    assert only(events, "close").code == 1006
+    with pytest.raises(ssl.SSLError):
+        syncws.connect(server.url, **OPTS)
+
+
+def test_host_name_mismatch_fails(ws_server_factory) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("example.org").configure_cert(server_context)  # not valid for 127.0.0.1
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_context)
+    server = ws_server_factory(ssl_context=server_context)
+    ws, events = record(server.url, ssl=client_context)
+    assert ws.wait(TIMEOUT)
+    assert types(events) == ["error", "close"]
+    error = only(events, "error").error
+    assert isinstance(error, ssl.SSLCertVerificationError), repr(error)
+    assert "mismatch" in str(error) or "doesn't match" in str(error) or error.verify_code == 62
+
+
+# -- IPv6 and logging --------------------------------------------------------------------------
+
+
+def ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 on loopback")
+def test_ipv6_literal(ws_server_factory) -> None:
+    server = ws_server_factory(host="::1")
+    url = f"ws://[::1]:{server.port}/"
+    ws, events = record(url, onopen=send_zero)
+    assert ws.url == url
+    deadline = time.monotonic() + TIMEOUT
+    while "message" not in types(events) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    message = only(events, "message")
+    assert message.data == "0" and message.origin == f"ws://[::1]:{server.port}"
+    assert server.accepted().address[0] == "::1"
+    ws.close()
+    assert ws.wait(TIMEOUT)
+
+
+def test_debug_logging_shows_the_protocol(ws_server_factory, caplog) -> None:
+    def script(conn: ServerConnection) -> None:
+        conn.ping(b"hey")
+        conn.send("x")
+        conn.close(4000, "bye")
+        conn.expect_close()
+
+    server = ws_server_factory(script)
+    caplog.set_level(logging.DEBUG, logger="syncws")
+    ws, events = record(server.url)
+    assert ws.wait(TIMEOUT)
+    lines = [r.getMessage() for r in caplog.records if r.name == "syncws" and r.levelno == logging.DEBUG]
+    text = "\n".join(lines)
+    assert "> GET / HTTP/1.1" in text
+    assert "< HTTP 101" in text
+    assert any("ping" in line and "hey" in line for line in lines), text
+    assert any("Close" in line and "4000" in line for line in lines), text
+    assert any("closed" in line and "4000" in line for line in lines), text

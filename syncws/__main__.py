@@ -31,10 +31,11 @@ def _show(data: object) -> str:
 
 def demo() -> int:
     """Echo server + client, printing each event as the user's handlers would see it."""
+    from .protocol.deflate import server_negotiate
     from .server import WebSocketServer
 
     print(f"syncws {__version__} demo")
-    with WebSocketServer() as server:
+    with WebSocketServer(extensions=[server_negotiate]) as server:
         print(f"echo server listening on {server.url}")
         done = threading.Event()
         outbox = ["Hello, syncws!", "ünïcødé ✓", b"\x00\x01\x02 binary"]

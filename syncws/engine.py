@@ -419,7 +419,7 @@ class Engine:
         close_deadline: Optional[float] = None
         while True:
             if pending is not None:
-                data: BytesLike = pending
+                events = connection.receive_data(pending)
                 pending = None
             else:
                 if close_deadline is None and not self._close_requested:
@@ -429,8 +429,10 @@ class Engine:
                     timeout = close_deadline - time.monotonic()
                     if timeout <= 0:
                         break
+                # The rest of a large frame goes straight into its payload buffer.
+                direct = connection.direct_buffer()
                 try:
-                    n = stream.recv_into(view, timeout)
+                    n = stream.recv_into(view if direct is None else direct, timeout)
                 except OSError as exc:
                     if connection.close_received is not None or self._abort_error is not None:
                         break
@@ -439,8 +441,10 @@ class Engine:
                     break  # close_timeout after the server's Close
                 if n == 0:
                     break
-                data = view[:n]
-            events = connection.receive_data(data)
+                if direct is None:
+                    events = connection.receive_data(view[:n])
+                else:
+                    events = connection.receive_direct(n)
             replies = connection.data_to_send()
             if replies:
                 self._enqueue_control(replies)
@@ -497,7 +501,7 @@ class Engine:
             if self._close_timer is not None or self._writer_stop:
                 return
             self._close_timer = timer
-        timer.start()
+            timer.start()  # under the lock: _finish() may join any timer it finds here
 
     def _on_close_timeout(self) -> None:
         if self._finished.is_set():
@@ -635,6 +639,7 @@ class Engine:
             timer = self._close_timer
         if timer is not None:
             timer.cancel()
+            timer.join(1.0)  # a cancelled timer's thread ends at once; let it, before close
         stream = self._stream
         if stream is not None:
             stream.shutdown()
@@ -662,7 +667,7 @@ def _drop_prefix(buffers: List[bytes], count: int) -> List[bytes]:
         if count >= len(buf):
             count -= len(buf)
             continue
-        rest.append(buf[count:] if count else buf)
+        rest.append(memoryview(buf)[count:] if count else buf)  # type: ignore[arg-type]
         count = 0
     return rest
 

@@ -1091,7 +1091,9 @@ class WebSocketServer:
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8765) -> None:
     """Run the echo server, print its URL, and serve until Ctrl-C (``python -m syncws serve``)."""
-    with WebSocketServer(host=host, port=port) as server:
+    from .protocol.deflate import server_negotiate
+
+    with WebSocketServer(host=host, port=port, extensions=[server_negotiate]) as server:
         print(f"syncws echo server listening on {server.url} (Ctrl-C to stop)", flush=True)
         try:
             while True:

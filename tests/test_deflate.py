@@ -253,7 +253,7 @@ def test_every_valid_answer_negotiates() -> None:
 def test_response_text_is_what_the_server_sent() -> None:
     client = client_accept(["permessage-deflate;server_max_window_bits=\"10\""], DeflateOptions())
     assert client is not None
-    assert client.response_text == "permessage-deflate; server_max_window_bits=10"
+    assert client.response_text == "permessage-deflate;server_max_window_bits=\"10\""
     assert client_accept([], DeflateOptions()) is None
     assert client_accept([""], DeflateOptions()) is None
     assert client_accept([], None) is None

@@ -171,6 +171,31 @@ class ClientConnection:
             events.append(self._fail(error))
         return events
 
+    #: Frames with at least this much payload still to come are received in direct mode.
+    DIRECT_MIN = 64 * 1024
+
+    def direct_buffer(self) -> Optional[memoryview]:
+        """Where to receive the rest of a large frame's payload, or ``None`` (use receive_data).
+
+        Receiving into it and reporting with :meth:`receive_direct` saves a copy of every
+        byte of large messages; the rules enforced are the same.
+        """
+        if self.close_received is not None or self.state is State.CLOSED:
+            return None
+        return self._parser.begin_direct(self.DIRECT_MIN)
+
+    def receive_direct(self, count: int) -> List[Event]:
+        """``count`` bytes were received into the view :meth:`direct_buffer` returned."""
+        try:
+            frame = self._parser.direct_received(count)
+            if frame is None:
+                self._peek_text()
+                return []
+            event = self._frame(frame)
+        except ProtocolError as error:
+            return [self._fail(error)]
+        return [] if event is None else [event]
+
     def data_to_send(self) -> List[bytes]:
         """Frames the protocol owes the peer (pongs, the Close echo), in order."""
         out, self._outgoing = self._outgoing, []
@@ -190,6 +215,8 @@ class ClientConnection:
 
     def _peek_text(self) -> None:
         """Validate the received part of an incomplete text frame (fail fast on bad UTF-8)."""
+        if self._opcode is not None and (self._opcode != Opcode.TEXT or self._compressed):
+            return  # continuing a binary or compressed message: nothing to check early
         pending = self._parser.pending_payload(self._peeked)
         if pending is None:
             return
@@ -215,7 +242,8 @@ class ClientConnection:
             # Fast path: a whole uncompressed message in one frame (the parser already held it
             # to max_message_size), decoded in one call.
             if opcode == Opcode.BINARY:
-                return Message(frame.payload)
+                payload = frame.payload
+                return Message(payload if payload.__class__ is bytes else bytes(payload))
             try:
                 return Message(frame.payload.decode("utf-8"))
             except UnicodeDecodeError:
@@ -266,7 +294,7 @@ class ClientConnection:
             self._text.feed(payload[self._peeked :] if self._peeked else payload, frame.fin)
             self._peeked = 0
         else:
-            self._parts.append(payload)
+            self._parts.append(payload if payload.__class__ is bytes else bytes(payload))
         if not frame.fin:
             return None
         return self._finish_message()

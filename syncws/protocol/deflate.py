@@ -318,7 +318,9 @@ def client_accept(
         raise HandshakeError(f"invalid {NAME} response: {exc}") from None
     assert options is not None
     agreed = _client_agreement(params, options)
-    return PerMessageDeflate("client", agreed, response_text=_format(params), options=options)
+    # ws.extensions shows the server's answer as it was sent (RFC 6455's "extensions in use").
+    raw = ", ".join(part.strip() for value in header_values for part in value.split(",") if part.strip())
+    return PerMessageDeflate("client", agreed, response_text=raw or _format(params), options=options)
 
 
 def _client_agreement(params: Mapping[str, ParamValue], options: DeflateOptions) -> DeflateParameters:

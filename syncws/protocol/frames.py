@@ -144,13 +144,20 @@ class FrameParser:
     fails at once with :class:`MessageTooBig`; the connection lowers it as a message grows.
     """
 
-    __slots__ = ("expect_masked", "max_payload", "_buffer", "_failed")
+    __slots__ = (
+        "expect_masked", "max_payload", "_buffer", "_failed", "_direct", "_direct_filled",
+        "_direct_first",
+    )
 
     def __init__(self, *, expect_masked: bool = False, max_payload: Optional[int] = None) -> None:
         self.expect_masked = expect_masked
         self.max_payload = max_payload
         self._buffer = bytearray()
         self._failed = False
+        # Direct mode: a large frame's payload is received straight into its own buffer.
+        self._direct: Optional[bytearray] = None
+        self._direct_filled = 0
+        self._direct_first = 0
 
     @property
     def buffered(self) -> int:
@@ -233,23 +240,101 @@ class FrameParser:
             bool(first & 0x10),
         )
 
-    def pending_payload(self, skip: int = 0) -> Optional[Tuple[int, bytes]]:
+    # -- direct mode ------------------------------------------------------------------------
+
+    def begin_direct(self, min_remaining: int) -> Optional[memoryview]:
+        """Switch to direct mode if an unmasked frame's header is complete and at least
+        ``min_remaining`` payload bytes are still to come.
+
+        Returns a writable view of where the rest of the payload goes: the caller receives into
+        it (``recv_into``) and reports with :meth:`direct_received`. This saves copying every
+        byte of a large message through the parser's buffer. Call only right after ``feed``
+        (which validated the header).
+        """
+        if self._direct is not None:
+            return memoryview(self._direct)[self._direct_filled :]
+        buf = self._buffer
+        available = len(buf)
+        if available < 2 or self.expect_masked or buf[1] & 0x80:
+            return None
+        length = buf[1] & 0x7F
+        offset = 2
+        if length == 126:
+            if available < 4:
+                return None
+            length = _UNPACK_16(buf, 2)[0]
+            offset = 4
+        elif length == 127:
+            if available < 10:
+                return None
+            length = _UNPACK_64(buf, 2)[0]
+            offset = 10
+        have = available - offset
+        if length - have < min_remaining:
+            return None
+        payload = bytearray(length)
+        payload[:have] = buf[offset:available]
+        self._direct_first = buf[0]
+        self._direct = payload
+        self._direct_filled = have
+        buf.clear()
+        return memoryview(payload)[have:]
+
+    @property
+    def in_direct_mode(self) -> bool:
+        return self._direct is not None
+
+    def direct_received(self, count: int) -> Optional[Frame]:
+        """``count`` more payload bytes arrived in the direct view; the frame once complete.
+
+        The completed frame's payload is a ``bytearray`` nobody else references.
+        """
+        payload = self._direct
+        assert payload is not None
+        self._direct_filled += count
+        if self._direct_filled < len(payload):
+            return None
+        self._direct = None
+        first = self._direct_first
+        return Frame(
+            _KNOWN[first & 0x0F],
+            payload,  # type: ignore[arg-type]
+            bool(first & 0x80),
+            bool(first & 0x40),
+            bool(first & 0x20),
+            bool(first & 0x10),
+        )
+
+    def pending_payload(self, skip: int = 0, *, text_only: bool = True) -> Optional[Tuple[int, bytes]]:
         """Received bytes of an incomplete unmasked data frame's payload, after the first ``skip``.
 
         For fail-fast UTF-8 checks of a large text frame while it arrives. ``None`` when no
-        data frame header is complete (control frames are never returned). The first item is
-        the frame's first header byte (FIN, RSV bits, opcode).
+        data frame header is complete, and (with ``text_only``) for frames that cannot be part
+        of a text message (binary, control), before anything is copied. The first item is the
+        frame's first header byte (FIN, RSV bits, opcode).
         """
+        direct = self._direct
+        if direct is not None:
+            first = self._direct_first
+            if text_only and first & 0x0F == Opcode.BINARY or self._direct_filled <= skip:
+                return None
+            with memoryview(direct) as view:
+                return first, view[skip : self._direct_filled].tobytes()
         buf = self._buffer
         available = len(buf)
-        if available < 2 or self.expect_masked or buf[0] & 0x08:
+        if available < 2 or self.expect_masked:
+            return None
+        first = buf[0]
+        opcode = first & 0x0F
+        if opcode >= 8 or (text_only and opcode == Opcode.BINARY):
             return None
         length = buf[1] & 0x7F
         offset = 2 if length < 126 else (4 if length == 126 else 10)
         start = offset + skip
         if available <= start:
             return None
-        return buf[0], bytes(buf[start:available])
+        with memoryview(buf) as view:
+            return first, view[start:available].tobytes()
 
     def _fail(self, error: ProtocolError) -> NoReturn:
         self._failed = True

@@ -54,7 +54,10 @@ logger = logging.getLogger("syncws")
 
 __all__ = ["EngineSink", "HandshakeSpec", "EngineOptions", "Engine"]
 
-_RECV_BUFFER = 256 * 1024
+# The receive buffer starts small (an idle connection costs little memory) and doubles while
+# reads fill it, up to the maximum; large frames bypass it (received in direct mode).
+_RECV_BUFFER_MIN = 16 * 1024
+_RECV_BUFFER_MAX = 256 * 1024
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _counter = iter(range(1, 1 << 62))
 _counter_lock = threading.Lock()
@@ -413,8 +416,7 @@ class Engine:
         stream = self._stream
         assert stream is not None
         sink = self.sink
-        buffer = bytearray(_RECV_BUFFER)
-        view = memoryview(buffer)
+        view = memoryview(bytearray(_RECV_BUFFER_MIN))
         pending: Optional[bytes] = leftover or None
         close_deadline: Optional[float] = None
         while True:
@@ -443,6 +445,8 @@ class Engine:
                     break
                 if direct is None:
                     events = connection.receive_data(view[:n])
+                    if n == len(view) and n < _RECV_BUFFER_MAX:
+                        view = memoryview(bytearray(n * 2))
                 else:
                     events = connection.receive_direct(n)
             replies = connection.data_to_send()

@@ -91,8 +91,8 @@ class Event:
     )
 
     type: str
-    target: Optional[object]
-    current_target: Optional[object]
+    target: Any  # the WebSocket (Any, so that event.target.send(...) type-checks)
+    current_target: Any
     time_stamp: float
     _dispatching: bool
     _stop_immediate: bool

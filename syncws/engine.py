@@ -166,6 +166,8 @@ class Engine:
         self._flush_waiters = 0
         # Held by whoever writes to the stream: the writer thread, or send() writing directly.
         self._write_lock = threading.Lock()
+        #: Frame-level logging, decided once per connection so the hot path pays nothing.
+        self._debug = logger.isEnabledFor(logging.DEBUG)
         self._direct_send: Optional[Callable[[List[bytes]], int]] = None
         self._paused = False
         self._ping_payload: Optional[bytes] = None
@@ -194,6 +196,8 @@ class Engine:
                 return
             buffers = connection.send_message(payload, text)
             self._accepted += app_bytes
+            if self._debug:
+                _log_message(">", self.label, payload, text, buffers)
             # The writer is idle and nothing waits: write on this thread, saving a hand-off.
             direct = (
                 not self._queue
@@ -455,6 +459,8 @@ class Engine:
             for event in events:
                 kind = type(event)
                 if kind is Message:
+                    if self._debug:
+                        _log_message("<", self.label, event.data)  # type: ignore[union-attr]
                     sink.on_message(event.data)  # type: ignore[union-attr]
                 elif kind is Ping:
                     logger.debug("connection %s: ping %r", self.label, event.payload)  # type: ignore[union-attr]
@@ -662,6 +668,17 @@ class Engine:
         with self._cond:
             self._cond.notify_all()
         self.sink.on_closed(code, reason, was_clean, error)
+
+
+def _log_message(
+    direction: str, label: str, data: Any, text: Optional[bool] = None, frames: Any = None
+) -> None:
+    kind = "text" if (isinstance(data, str) if text is None else text) else "binary"
+    size = len(data)
+    head = bytes(data[:24]) if not isinstance(data, str) else data[:24].encode("utf-8", "replace")
+    wire = f", {sum(len(b) for b in frames)} bytes framed" if frames else ""
+    logger.debug("%s %s %s message, %d bytes%s: %r%s", label, direction, kind, size, wire,
+                 head, "…" if size > 24 else "")
 
 
 def _drop_prefix(buffers: List[bytes], count: int) -> List[bytes]:

@@ -597,12 +597,19 @@ class WebSocket(EventTarget):
         engine.close(code, reason_text)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until the ``close`` event was delivered and its handlers returned."""
+        """Block until the ``close`` event was delivered and its handlers returned.
+
+        Returns False if ``timeout`` passed first. Called from a handler of this same socket it
+        would wait for itself, so it raises ``InvalidStateError`` at once instead.
+        """
         self._check_not_in_handler("wait")
         return self._closed_event.wait(timeout)
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Block until ``buffered_amount`` drained (to 0, or to what is left once closed)."""
+        """Block until ``buffered_amount`` drained (to 0, or to what is left once closed).
+
+        Like :meth:`wait`, it raises ``InvalidStateError`` from a handler of this socket.
+        """
         self._check_not_in_handler("flush")
         engine = self._engine
         if engine is None:
@@ -729,7 +736,12 @@ def connect(
     """Open a WebSocket and block until it is open; messages are then kept for ``recv()``.
 
     Raises ``HandshakeError`` (with ``status``, ``headers``, ``body``), ``TimeoutError``, or the
-    ``OSError``/``ConnectionClosed`` that ended the attempt.
+    ``OSError``/``ConnectionClosed`` that ended the attempt. ``recv()`` returns ``str`` for text
+    and ``bytes`` for binary messages (``binary_type`` only shapes the events).
+
+    Messages wait for ``recv()`` whether or not handlers also see them, and that queue counts
+    towards ``max_queue``: a program that never calls ``recv()`` stops reading once
+    ``max_queue`` messages wait. Use ``WebSocket(...)`` with handlers for that style.
     """
     if "connect" in options:
         raise TypeError("connect() does not take a 'connect' option")

@@ -47,7 +47,7 @@ from .protocol.handshake import (
     content_length,
     new_key,
 )
-from .streams import BytesLike, SocketStream, Stream, TLSStream
+from .streams import BytesLike, SocketStream, Stream, TLSStream, time_left
 from .transport import ConnectTarget, open_stream
 
 logger = logging.getLogger("syncws")
@@ -384,7 +384,7 @@ class Engine:
         buffer = bytearray(16 * 1024)
         view = memoryview(buffer)
         while True:
-            n = stream.recv_into(view, _left(deadline))
+            n = stream.recv_into(view, time_left(deadline))
             if n is None:
                 raise socket.timeout()
             if n == 0:
@@ -406,7 +406,7 @@ class Engine:
         body = bytearray(response.leftover)
         try:
             while len(body) < limit:
-                n = stream.recv_into(view, _left(deadline))
+                n = stream.recv_into(view, time_left(deadline))
                 if not n:
                     break
                 body += view[:n]
@@ -691,15 +691,6 @@ def _drop_prefix(buffers: List[bytes], count: int) -> List[bytes]:
         rest.append(memoryview(buf)[count:] if count else buf)  # type: ignore[arg-type]
         count = 0
     return rest
-
-
-def _left(deadline: Optional[float]) -> Optional[float]:
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise socket.timeout("timed out")
-    return left
 
 
 def _shutdown(sock: socket.socket) -> None:

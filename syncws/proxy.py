@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import HandshakeError, ProxyError
 from .protocol.handshake import MAX_HEAD_SIZE, Response, ResponseParser, check_header_field
-from .streams import BytesLike, SocketStream, Stream, TLSStream
+from .streams import BytesLike, SocketStream, Stream, TLSStream, time_left
 from .transport import _check, _tune, default_ssl_context, open_tcp
 
 logger = logging.getLogger("syncws")
@@ -355,7 +355,7 @@ def _read_response_head(
     received = 0
     while True:
         _check(cancelled)
-        left = _time_left(deadline)
+        left = time_left(deadline)
         n = stream.recv_into(buffer, _POLL_SLICE if left is None else min(left, _POLL_SLICE))
         if n is None:
             continue
@@ -368,15 +368,6 @@ def _read_response_head(
         response = parser.feed(bytes(buffer[:n]))
         if response is not None:
             return response
-
-
-def _time_left(deadline: Optional[float]) -> Optional[float]:
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise socket.timeout("timed out")
-    return left
 
 
 def _authority(host: str, port: int) -> str:
@@ -467,7 +458,7 @@ def _socks_tunnel(
     where = f"SOCKS{version} proxy {proxy.address}"
     _check(cancelled)
     try:
-        sock = client.connect(host, port, timeout=_time_left(deadline))
+        sock = client.connect(host, port, timeout=time_left(deadline))
     except python_socks.ProxyTimeoutError as exc:
         raise socket.timeout(f"{where} timed out connecting to {target}") from exc
     except (python_socks.ProxyError, OSError) as exc:

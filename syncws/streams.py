@@ -21,7 +21,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
-__all__ = ["Stream", "SocketStream", "TLSStream", "wait_readable", "wait_writable"]
+__all__ = ["Stream", "SocketStream", "TLSStream", "wait_readable", "wait_writable", "time_left"]
 
 # Largest chunk handed to SSLObject.write at once: keeps the encrypted copy of a huge message
 # from doubling its memory, and lets the writer report progress as it goes.
@@ -161,7 +161,7 @@ class TLSStream(Stream):
                 self.inner.sendall(data)
             if done:
                 return
-            if not self._fill(_remaining(deadline)):
+            if not self._fill(time_left(deadline)):
                 raise ConnectionResetError("connection closed during the TLS handshake")
 
     @property
@@ -204,7 +204,7 @@ class TLSStream(Stream):
             if n >= 0:
                 return n
             try:
-                remaining = _remaining(deadline)
+                remaining = time_left(deadline)
                 got = self.inner.recv_into(self._raw_view, remaining)
             except OSError:
                 raise
@@ -254,7 +254,11 @@ class TLSStream(Stream):
         self.inner.close()
 
 
-def _remaining(deadline: Optional[float]) -> Optional[float]:
+def time_left(deadline: Optional[float]) -> Optional[float]:
+    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None = no limit).
+
+    Raises ``socket.timeout`` once it has passed, so a loop of timed reads cannot overrun it.
+    """
     if deadline is None:
         return None
     left = deadline - time.monotonic()

@@ -114,6 +114,16 @@ def serialize_frame(
     return [header, payload if isinstance(payload, bytes) else bytes(payload)]
 
 
+def _extended_length(buf: bytearray, available: int) -> Optional[Tuple[int, int]]:
+    """``(payload length, header size before any mask key)``, or None until it has arrived."""
+    length = buf[1] & 0x7F
+    if length < 126:
+        return length, 2
+    if length == 126:
+        return (_UNPACK_16(buf, 2)[0], 4) if available >= 4 else None
+    return (_UNPACK_64(buf, 2)[0], 10) if available >= 10 else None
+
+
 _key_lock = threading.Lock()
 _key_pool = b""
 _key_offset = 0
@@ -203,18 +213,13 @@ class FrameParser:
             if masked:
                 self._fail(ProtocolError("the server sent a masked frame"))
             self._fail(ProtocolError("the client sent an unmasked frame"))
-        if length == 126:
-            if available < 4:
+        if length >= 126:
+            parsed = _extended_length(buf, available)
+            if parsed is None:
                 return None
-            length = _UNPACK_16(buf, 2)[0]
-            offset = 4
-        elif length == 127:
-            if available < 10:
-                return None
-            length = _UNPACK_64(buf, 2)[0]
+            length, offset = parsed
             if length >> 63:
                 self._fail(ProtocolError("64-bit payload length has its top bit set"))
-            offset = 10
         if self.max_payload is not None and length > self.max_payload:
             self._fail(MessageTooBig(f"frame of {length} bytes exceeds the message size limit"))
         key = None
@@ -257,18 +262,10 @@ class FrameParser:
         available = len(buf)
         if available < 2 or self.expect_masked or buf[1] & 0x80:
             return None
-        length = buf[1] & 0x7F
-        offset = 2
-        if length == 126:
-            if available < 4:
-                return None
-            length = _UNPACK_16(buf, 2)[0]
-            offset = 4
-        elif length == 127:
-            if available < 10:
-                return None
-            length = _UNPACK_64(buf, 2)[0]
-            offset = 10
+        parsed = _extended_length(buf, available)
+        if parsed is None:
+            return None
+        length, offset = parsed
         have = available - offset
         if length - have < min_remaining:
             return None

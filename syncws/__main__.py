@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 import threading
+import time
 from typing import List, Optional, Sequence
 
 from . import __version__
@@ -87,8 +88,18 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
-def interactive(url: str, protocols: Sequence[str], headers: Sequence[str], compression: bool) -> int:
-    """Lines from stdin go out as text; messages received are printed; EOF closes cleanly."""
+def interactive(
+    url: str,
+    protocols: Sequence[str],
+    headers: Sequence[str],
+    compression: bool,
+    linger: float = 0.5,
+) -> int:
+    """Lines from stdin go out as text; messages received are printed; EOF closes cleanly.
+
+    At end of input the client sends what is queued, then waits until the server has been
+    quiet for ``linger`` seconds before closing, so replies to piped input are not lost.
+    """
     pairs = []
     for header in headers:
         name, sep, value = header.partition(":")
@@ -99,6 +110,11 @@ def interactive(url: str, protocols: Sequence[str], headers: Sequence[str], comp
     opened = threading.Event()
     closed = threading.Event()
     status = {"code": 0}
+    last_message = [time.monotonic()]
+
+    def onmessage(event: MessageEvent) -> None:
+        last_message[0] = time.monotonic()
+        print(f"< {_show(event.data)}", flush=True)
 
     def onopen(event: Event) -> None:
         ws = event.target
@@ -120,7 +136,7 @@ def interactive(url: str, protocols: Sequence[str], headers: Sequence[str], comp
         compression=compression,
         binary_type="arraybuffer",
         onopen=onopen,
-        onmessage=lambda e: print(f"< {_show(e.data)}", flush=True),
+        onmessage=onmessage,
         onerror=lambda e: print(f"* error: {e.message}", file=sys.stderr),
         onclose=onclose,
     )
@@ -132,6 +148,11 @@ def interactive(url: str, protocols: Sequence[str], headers: Sequence[str], comp
             ws.send(line.rstrip("\n"))
     except KeyboardInterrupt:
         pass
+    else:
+        ws.flush(5)
+        last_message[0] = max(last_message[0], time.monotonic())
+        while not closed.is_set() and time.monotonic() - last_message[0] < linger:
+            closed.wait(linger / 10)
     ws.close(1000)
     ws.wait()
     return status["code"]
@@ -156,12 +177,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--protocol", action="append", default=[], help="subprotocol to offer")
     parser.add_argument("--header", action="append", default=[], help='extra header "Name: value"')
     parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
+    parser.add_argument(
+        "--linger", type=float, default=0.5, metavar="SECONDS",
+        help="at end of input, wait until the server is quiet this long before closing",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log frames (DEBUG)")
     parser.add_argument("--version", action="version", version=f"syncws {__version__}")
     options = parser.parse_args(args)
     if options.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
-    return interactive(options.url, options.protocol, options.header, not options.no_compression)
+    return interactive(
+        options.url, options.protocol, options.header, not options.no_compression, options.linger
+    )
 
 
 if __name__ == "__main__":

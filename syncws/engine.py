@@ -206,7 +206,7 @@ class Engine:
             )
             if not direct:
                 self._queue.append(_Outbound(buffers, app_bytes))
-                self._cond.notify()
+                self._notify_writer()
                 return
         self._send_now(buffers, app_bytes)
 
@@ -230,9 +230,17 @@ class Engine:
                         self._cond.notify_all()
                 else:
                     self._queue.appendleft(_Outbound(_drop_prefix(buffers, sent), app_bytes))
-                    self._cond.notify()
+                    self._notify_writer()
         finally:
             self._write_lock.release()
+
+    def _notify_writer(self) -> None:
+        """Wake the writer (lock held). flush() waits on the same condition, so with waiters
+        there, a single notify() could wake one of them instead: wake everyone then."""
+        if self._flush_waiters:
+            self._cond.notify_all()
+        else:
+            self._cond.notify()
 
     def discard(self, app_bytes: int) -> None:
         """Count bytes ``send()`` accepted while CLOSING/CLOSED (they grow buffered_amount)."""
@@ -253,7 +261,7 @@ class Engine:
                 frames = connection.send_close(code, reason)
                 if frames:
                     self._queue.append(_Outbound(frames, 0))
-                    self._cond.notify()
+                    self._notify_writer()
         self.sink.wake()
         if connection is not None:
             self._arm_close_timer()
@@ -271,13 +279,19 @@ class Engine:
         self._cond.notify_all()
         self._shutdown_sockets()
 
-    def flush(self, timeout: Optional[float]) -> bool:
-        """Wait until every accepted byte was written, or the connection ended."""
+    def flush(self, timeout: Optional[float], *, control: bool = False) -> bool:
+        """Wait until every accepted byte was written, or the connection ended.
+
+        With ``control``, also until queued control frames (a Close) reached the OS.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._flush_waiters += 1
             try:
-                while self._accepted != self._written and not self._finished.is_set():
+                while not self._finished.is_set() and (
+                    self._accepted != self._written
+                    or (control and (self._queue or self._write_lock.locked()))
+                ):
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         return False
@@ -491,7 +505,7 @@ class Engine:
     def _enqueue_control(self, frames: List[bytes]) -> None:
         with self._cond:
             self._queue.append(_Outbound(frames, 0))
-            self._cond.notify()
+            self._notify_writer()
 
     def _pong(self, payload: bytes) -> None:
         if self._ping_payload is not None and payload == self._ping_payload:
@@ -559,7 +573,7 @@ class Engine:
                     else:
                         stream.flush()
                 written = sum(item.app_bytes for item in items)
-                if written:
+                if written or self._flush_waiters:
                     with cond:
                         self._written += written
                         if self._flush_waiters:

@@ -18,6 +18,7 @@ import queue as _queue
 import socket
 import ssl as _ssl
 import threading
+import time
 import weakref
 from typing import (
     Any,
@@ -276,8 +277,9 @@ def _close_all_at_exit() -> None:
     engines = [engine for engine in list(_live_engines) if not engine.finished]
     for engine in engines:
         engine.close(1001, "")
+    deadline = time.monotonic() + 1.0  # one bound for all: exit must not wait per socket
     for engine in engines:
-        engine.flush(0.5)
+        engine.flush(max(0.0, deadline - time.monotonic()), control=True)
 
 
 atexit.register(_close_all_at_exit)
@@ -528,7 +530,8 @@ class WebSocket(EventTarget):
             engine = Engine(target, spec, options, sink, label=self._parsed.redacted)
             self._engine = engine
         _live_engines.add(engine)
-        weakref.finalize(self, _close_on_collect, engine)
+        finalizer = weakref.finalize(self, _close_on_collect, engine)
+        finalizer.atexit = False  # at exit the socket is not collected: it goes away (1001)
         engine.start()
 
     def send(self, data: Union[str, bytes, bytearray, memoryview, Blob]) -> None:

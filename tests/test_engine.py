@@ -373,3 +373,23 @@ def test_debug_logging_shows_the_protocol(ws_server_factory, caplog) -> None:
     assert any("ping" in line and "hey" in line for line in lines), text
     assert any("Close" in line and "4000" in line for line in lines), text
     assert any("closed" in line and "4000" in line for line in lines), text
+
+
+def test_interpreter_exit_closes_open_sockets_with_1001(ws_server_factory):
+    """The standard's "document goes away": a script that ends with a socket open sends 1001."""
+    import subprocess
+    import sys
+
+    server = ws_server_factory(syncws.server.hold)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (
+        "import syncws\n"
+        f"ws = syncws.connect({server.url!r}, proxy=None, compression=False)\n"
+        "ws.send('bye soon')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    child = subprocess.run([sys.executable, "-c", script], env=env, timeout=30, capture_output=True)
+    assert child.returncode == 0, child.stderr
+    conn = server.accepted(5)
+    assert conn.recv(5) == "bye soon"
+    assert conn.expect_close(5).code == 1001

@@ -213,7 +213,12 @@ def check_response(
         raise fail(f"the server selected subprotocol {protocol!r}, which was not offered")
     if protocols and not protocol:
         raise fail("the server selected no subprotocol although some were offered")
-    extension = accept_extensions(response.get_all("Sec-WebSocket-Extensions"))
+    try:
+        extension = accept_extensions(response.get_all("Sec-WebSocket-Extensions"))
+    except HandshakeError as error:
+        if error.status is None:  # like every other failed 101: say what the server sent
+            error.status, error.headers = response.status, list(response.headers)
+        raise
     return protocol, extension
 
 

@@ -6,8 +6,10 @@ one drain task is outstanding, and it runs queued tasks until the queue is empty
 loop, until a time slice is used up, when it reschedules itself so the GUI stays responsive).
 
 The queue's length is also the inbound flow control: the reader calls :meth:`wait_for_room`
-before reading, which blocks while ``max_queue`` tasks wait for a slow handler, so TCP pushes
-back on the server and memory stays bounded.
+before reading, which blocks while ``max_queue`` messages wait for a slow handler, so TCP
+pushes back on the server and memory stays bounded. A task carries a ``weight`` (the number of
+messages it delivers: the reader hands over all the messages of one read as one task), and
+only the reader thread puts weighted tasks, so the two counters below each have one writer.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ class Dispatcher:
         self._simple: Optional["_queue.SimpleQueue[Task]"] = (
             _queue.SimpleQueue() if post is None else None
         )
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # ``with self._lock`` on hot paths; it is the condition's
+        self._cond = threading.Condition(self._lock)
         self._scheduled = False  # a drain task is posted or running
         self._room_waiters = 0
+        self._queued = 0  # weight put so far (reader thread only)
+        self._delivered = 0  # weight delivered so far (the delivering thread only)
         self._woken = False
         self._thread: Optional[threading.Thread] = None
         self._closed = False  # the final task was queued
@@ -62,14 +67,19 @@ class Dispatcher:
 
     # -- producers -------------------------------------------------------------------------
 
-    def put(self, task: Task, *, final: bool = False) -> None:
-        """Queue ``task``; ``final`` marks the last one (the close event)."""
+    def put(self, task: Task, *, final: bool = False, weight: int = 0) -> None:
+        """Queue ``task``; ``final`` marks the last one (the close event).
+
+        ``weight`` is how many messages the task delivers (for flow control); only the reader
+        thread may put a task with a weight.
+        """
         simple = self._simple
         if simple is not None:
             if self._closed:
                 return
             if final:
                 self._closed = True
+            self._queued += weight
             if self._thread is None:
                 # Start the thread before queuing: Thread.start() waits for the thread to run,
                 # and an already queued task would then run before the caller got control back.
@@ -79,12 +89,13 @@ class Dispatcher:
                             target=self._run_thread, name=self._name, daemon=True
                         )
                         self._thread.start()
-            simple.put((task, final))  # type: ignore[arg-type]
+            simple.put((task, final, weight))  # type: ignore[arg-type]
             return
         with self._cond:
             if self._closed:
                 return
-            self._queue.append(task)
+            self._queued += weight
+            self._queue.append((task, weight))  # type: ignore[arg-type]
             if final:
                 self._closed = True
             if self._scheduled:
@@ -105,8 +116,8 @@ class Dispatcher:
 
     @property
     def pending(self) -> int:
-        simple = self._simple
-        return simple.qsize() if simple is not None else len(self._queue)
+        """Messages queued and not yet delivered."""
+        return self._queued - self._delivered
 
     def wait_for_room(self) -> None:
         """Block the reader while ``max_queue`` tasks are waiting (until :meth:`wake`)."""
@@ -142,10 +153,12 @@ class Dispatcher:
         except Exception:  # a task catches handler errors itself; this is a safety net
             logger.exception("syncws: error while delivering an event")
 
-    def _after_task(self) -> None:
-        # Called with the lock held.
-        if self._room_waiters and (self.max_queue is None or self.pending < self.max_queue):
-            self._cond.notify_all()
+    def _delivered_weight(self, weight: int) -> None:
+        self._delivered += weight
+        if self._room_waiters:
+            with self._cond:
+                if self.max_queue is None or self.pending < self.max_queue:
+                    self._cond.notify_all()
 
     def _run_thread(self) -> None:
         simple = self._simple
@@ -153,12 +166,11 @@ class Dispatcher:
         cond = self._cond
         self.running_thread = threading.get_ident()
         while True:
-            task, last = simple.get()  # type: ignore[misc]
-            if self._room_waiters:
-                with cond:
-                    self._after_task()
+            task, last, weight = simple.get()  # type: ignore[misc]
             self._run_task(task)
             del task  # while idle, keep no closure over the WebSocket alive (it must be collectable)
+            if weight:
+                self._delivered_weight(weight)
             if last:
                 self.running_thread = None
                 with cond:
@@ -169,20 +181,22 @@ class Dispatcher:
     def _drain(self) -> None:
         queue = self._queue
         cond = self._cond
+        lock = self._lock
         started = time.monotonic()
         self.running_thread = threading.get_ident()
         try:
             while True:
-                with cond:
+                with lock:
                     if not queue:
                         self._scheduled = False
                         if self._closed:
                             self._done = True
                             cond.notify_all()
                         return
-                    task = queue.popleft()
-                    self._after_task()
+                    task, weight = queue.popleft()  # type: ignore[misc]
                 self._run_task(task)
+                if weight:
+                    self._delivered_weight(weight)
                 if time.monotonic() - started > _SLICE:
                     break
         finally:

@@ -172,7 +172,7 @@ class _Sink(EngineSink):
         ws._store_cookies(response)
         self.dispatcher.put(lambda: ws._deliver_open(protocol, extensions))
 
-    def on_message(self, data: Union[str, bytes]) -> None:
+    def on_messages(self, messages: List[Union[str, bytes]]) -> None:
         if self.closing:
             return
         ws = self._ref()
@@ -180,10 +180,11 @@ class _Sink(EngineSink):
             return
         inbox = self.inbox
         if inbox is not None:
-            inbox.put(data)
+            for data in messages:
+                inbox.put(data)
             if not ws._has_listeners("message"):
                 return
-        self.dispatcher.put(lambda: ws._deliver_message(data))
+        self.dispatcher.put(lambda: ws._deliver_messages(messages), weight=len(messages))
 
     def on_closed(self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]) -> None:
         if self.inbox is not None:
@@ -335,6 +336,7 @@ class WebSocket(EventTarget):
         super().__init__()
         parsed = parse_ws_url(url)
         self._parsed: WebSocketURL = parsed
+        self._origin = parsed.origin  # MessageEvent.origin, computed once
         self._protocols = validate_protocols(protocols)
         post = as_post(executor)
         self._set_binary_type(binary_type)
@@ -666,12 +668,14 @@ class WebSocket(EventTarget):
         self._opened_event.set()
         self.dispatch_event(Event("open"))
 
-    def _deliver_message(self, data: Union[str, bytes]) -> None:
-        if self._state is not ReadyState.OPEN:
-            return
-        if isinstance(data, bytes) and self._binary_type == "blob":
-            data = Blob([data])  # type: ignore[assignment]  # wraps, no copy
-        self.dispatch_event(MessageEvent("message", data=data, origin=self._parsed.origin))
+    def _deliver_messages(self, messages: List[Union[str, bytes]]) -> None:
+        origin = self._origin
+        for data in messages:
+            if self._state is not ReadyState.OPEN:
+                return  # close() was called: the standard drops what was not delivered yet
+            if data.__class__ is bytes and self._binary_type == "blob":
+                data = Blob([data])  # wraps, no copy
+            self.dispatch_event(MessageEvent("message", data=data, origin=origin))
 
     def _deliver_error(self, error: BaseException) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ import enum
 from typing import Any, List, NamedTuple, Optional, Union
 
 from ..errors import MessageTooBig, PayloadError, ProtocolError
-from .frames import Frame, FrameParser, Opcode, serialize_frame
+from .frames import Frame, FrameParser, Opcode, client_frame, serialize_frame
 from .mask import BytesLike
 
 __all__ = [
@@ -333,11 +333,11 @@ class ClientConnection:
         """Frames for one whole message (``payload`` already UTF-8 for text)."""
         if self.close_sent is not None or self.state is State.CLOSED:
             raise ProtocolError("cannot send a message after the closing handshake started")
-        opcode = Opcode.TEXT if text else Opcode.BINARY
-        rsv1 = False
-        if self.extension is not None:
-            payload, rsv1 = self.extension.encode(bytes(payload))
-        return serialize_frame(opcode, payload, rsv1=rsv1)
+        opcode = 1 if text else 2
+        if self.extension is None:
+            return client_frame(opcode, payload)
+        payload, rsv1 = self.extension.encode(bytes(payload))
+        return client_frame(opcode, payload, rsv1)
 
     def send_ping(self, payload: bytes = b"") -> List[bytes]:
         return serialize_frame(Opcode.PING, payload)

@@ -25,6 +25,7 @@ __all__ = [
     "FrameParser",
     "frame_header",
     "serialize_frame",
+    "client_frame",
     "CONTROL_OPCODES",
     "DATA_OPCODES",
 ]
@@ -143,6 +144,25 @@ def _new_mask_key() -> bytes:
             offset = 0
         _key_offset = offset + 4
         return _key_pool[offset : offset + 4]
+
+
+def client_frame(opcode: int, payload: BytesLike, rsv1: bool = False) -> List[bytes]:
+    """A final, masked client frame: ``serialize_frame`` specialised for ``send()``'s hot path."""
+    length = len(payload)
+    key = _new_mask_key()
+    first = (0xC0 if rsv1 else 0x80) | opcode
+    if length < 126:
+        head = bytes((first, 0x80 | length)) + key
+    elif length < 65536:
+        head = _PACK_16(first, 0xFE, length) + key
+    else:
+        head = _PACK_64(first, 0xFF, length) + key
+    if not length:
+        return [head]
+    masked = apply_mask(payload, key)
+    if length <= 1024:
+        return [head + masked]  # one buffer: small frames are cheaper joined than scattered
+    return [head, masked]
 
 
 class FrameParser:

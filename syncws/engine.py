@@ -237,7 +237,7 @@ class Engine:
                 self._write_failed(exc)
                 return
             with self._lock:
-                if sent >= sum(map(len, buffers)):
+                if sent >= (len(buffers[0]) if len(buffers) == 1 else sum(map(len, buffers))):
                     self._written += app_bytes
                     if self._flush_waiters:
                         self._cond.notify_all()

@@ -180,9 +180,12 @@ class ClientConnection:
         Receiving into it and reporting with :meth:`receive_direct` saves a copy of every
         byte of large messages; the rules enforced are the same.
         """
+        parser = self._parser
+        if parser.buffered < 2 and not parser.in_direct_mode:
+            return None  # the usual case between frames: nothing pending
         if self.close_received is not None or self.state is State.CLOSED:
             return None
-        return self._parser.begin_direct(self.DIRECT_MIN)
+        return parser.begin_direct(self.DIRECT_MIN)
 
     def receive_direct(self, count: int) -> List[Event]:
         """``count`` bytes were received into the view :meth:`direct_buffer` returned."""
@@ -198,7 +201,10 @@ class ClientConnection:
 
     def data_to_send(self) -> List[bytes]:
         """Frames the protocol owes the peer (pongs, the Close echo), in order."""
-        out, self._outgoing = self._outgoing, []
+        out = self._outgoing
+        if not out:
+            return out  # the usual case: nothing owed, no new list
+        self._outgoing = []
         return out
 
     def _fail(self, error: ProtocolError) -> Failure:

@@ -15,6 +15,7 @@ writer and reports the final outcome exactly once. No engine thread outlives its
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import socket
@@ -63,17 +64,14 @@ _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 # everything waiting with one system call, instead of one direct write each.
 _BURST = 15e-6
 _monotonic = time.monotonic
-_counter = iter(range(1, 1 << 62))
-_counter_lock = threading.Lock()
-
-
-def _next_id() -> int:
-    with _counter_lock:
-        return next(_counter)
+_ids = itertools.count(1)  # next() on a count is atomic under the GIL
 
 
 class EngineSink:
     """What the engine reports to the layer above; every call comes from the reader thread."""
+
+    #: True while :meth:`wait_for_room` blocks the reader (keepalive then expects no pong).
+    paused = False
 
     def on_open(self, protocol: str, extensions: str, response: Response) -> None:
         raise NotImplementedError
@@ -148,7 +146,7 @@ class Engine:
         self.handshake = handshake
         self.options = options
         self.sink = sink
-        self.id = _next_id()
+        self.id = next(_ids)
         self.label = label or f"{target.host}:{target.port}"
         self.latency: Optional[float] = None
 
@@ -178,7 +176,6 @@ class Engine:
         #: Frame-level logging, decided once per connection so the hot path pays nothing.
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._direct_send: Optional[Callable[[List[bytes]], int]] = None
-        self._paused = False
         self._ping_payload: Optional[bytes] = None
         self._ping_sent_at = 0.0
         self._next_ping = 0.0
@@ -636,7 +633,7 @@ class Engine:
         if self._ping_payload is not None:
             timeout = self.options.ping_timeout
             if timeout is not None and now - self._ping_sent_at >= timeout:
-                if self.sink_paused():
+                if self.sink.paused:
                     # A paused reader cannot see the pong: not a dead connection.
                     self._ping_payload = None
                     self._next_ping = now + (self.options.ping_interval or 0)
@@ -662,9 +659,6 @@ class Engine:
             self._ping_sent_at = now
             self._next_ping = now + (self.options.ping_interval or 0)
         stream.send_buffers(frames)
-
-    def sink_paused(self) -> bool:
-        return bool(getattr(self.sink, "paused", False))
 
     # -- the end ------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ class Client:
 
     def on_open(self, event: syncws.Event) -> None:
         for i in range(MESSAGES):
-            self.ws.send(str(i))
+            event.target.send(str(i))  # not self.ws: this may run before __init__ returns
 
     def on_message(self, event: syncws.MessageEvent) -> None:
         # No lock around self.running/self.received: syncws never runs two handlers of one
@@ -82,7 +82,7 @@ class Client:
             self.received += 1
         self.running -= 1
         if self.received == MESSAGES:
-            self.ws.close(1000, "all echoed")
+            event.target.close(1000, "all echoed")
 
     def on_close(self, event: syncws.CloseEvent) -> None:
         self.close_code = event.code

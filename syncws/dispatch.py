@@ -134,6 +134,21 @@ class Dispatcher:
                 self._room_waiters -= 1
                 self.paused = False
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every message queued so far was delivered (False on timeout).
+
+        Never from the delivering thread itself (with ``InlineExecutor`` the reader delivers
+        synchronously, so there is nothing to wait for).
+        """
+        if self.pending <= 0 or self.running_thread == threading.get_ident():
+            return True
+        with self._cond:
+            self._room_waiters += 1
+            try:
+                return self._cond.wait_for(lambda: self.pending <= 0 or self._done, timeout)
+            finally:
+                self._room_waiters -= 1
+
     def wake(self) -> None:
         """Release the reader for good (the connection is closing)."""
         with self._cond:

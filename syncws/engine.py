@@ -64,6 +64,8 @@ _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 # everything waiting with one system call, instead of one direct write each.
 _BURST = 15e-6
 _monotonic = time.monotonic
+# On a protocol error, how long handlers may take to answer the messages before it.
+_FAIL_DELIVERY_WAIT = 1.0
 _ids = itertools.count(1)  # next() on a count is atomic under the GIL
 
 
@@ -93,6 +95,9 @@ class EngineSink:
         once ``close()``/``abort()`` was called, and say ``paused = True`` while it blocks so
         that keepalive does not mistake a paused reader for a dead peer.
         """
+
+    def wait_delivered(self, timeout: float) -> None:
+        """Block until the messages handed over so far were delivered (or ``timeout``)."""
 
     def wake(self) -> None:
         """``close()`` or ``abort()`` was called: stop blocking in :meth:`wait_for_room`."""
@@ -197,7 +202,7 @@ class Engine:
         """Queue one message; only valid once ``on_open`` was reported and before close."""
         with self._lock:
             connection = self._connection
-            if connection is None or self._writer_stop or connection.close_sent is not None:
+            if connection is None or self._writer_stop or not connection.accepting_messages:
                 self._discarded += app_bytes
                 return
             buffers = connection.send_message(payload, text)
@@ -477,7 +482,8 @@ class Engine:
                         view = memoryview(bytearray(n * 2))
                 else:
                     events = connection.receive_direct(n)
-            replies = connection.data_to_send()
+            failed = bool(events) and type(events[-1]) is Failure
+            replies = connection.data_to_send(hold_failure_close=failed)
             if replies:
                 self._enqueue_control(replies)
             messages: List[Union[str, bytes]] = []
@@ -503,6 +509,12 @@ class Engine:
                 elif kind is Failure:
                     error = event.error  # type: ignore[union-attr]
                     logger.debug("connection %s: protocol error %r", self.label, error)
+                    # Let handlers answer what came before the error (an echo goes out before
+                    # the failing Close), for a moment at most: input has stopped already.
+                    sink.wait_delivered(_FAIL_DELIVERY_WAIT)
+                    with self._lock:
+                        self._queue.append(_Outbound(connection.data_to_send(), 0))
+                        self._notify_writer()
                     return 1006, "", False, error
             if messages:
                 sink.on_messages(messages)

@@ -202,6 +202,9 @@ class _Sink(EngineSink):
         if self.inbox is not None:
             self.inbox.wait_for_room()
 
+    def wait_delivered(self, timeout: float) -> None:
+        self.dispatcher.wait_idle(timeout)
+
     def wake(self) -> None:
         self.dispatcher.wake()
         if self.inbox is not None:

@@ -393,3 +393,33 @@ def test_interpreter_exit_closes_open_sockets_with_1001(ws_server_factory):
     conn = server.accepted(5)
     assert conn.recv(5) == "bye soon"
     assert conn.expect_close(5).code == 1001
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["default-executor", "inline"])
+def test_messages_before_a_protocol_error_are_answered_before_the_failing_close(
+    ws_server_factory, inline
+):
+    """A valid message and a bad frame in one segment: the echo goes out, then Close 1002."""
+    from syncws.executors import InlineExecutor
+    from syncws.server import Opcode
+
+    server = ws_server_factory(hold)
+    events: List[str] = []
+    ws = WebSocket(
+        server.url,
+        proxy=None,
+        compression=False,
+        executor=InlineExecutor() if inline else None,
+        onmessage=lambda e: e.target.send(e.data),
+        onerror=lambda e: events.append(f"error {type(e.error).__name__}"),
+        onclose=lambda e: events.append(f"close {e.code}"),
+    )
+    conn = server.accepted(5)
+    conn.send_raw(b"\x81\x05Hello" + b"\xa1\x05Hello")  # then RSV2 set: a protocol error
+    frames = [conn.recv_frame(5), conn.recv_frame(5)]
+    assert [(f.opcode, f.payload) for f in frames] == [
+        (Opcode.TEXT, b"Hello"),
+        (Opcode.CLOSE, (1002).to_bytes(2, "big")),
+    ]
+    assert ws.wait(5)
+    assert events == ["error ProtocolError", "close 1006"]

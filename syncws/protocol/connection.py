@@ -141,6 +141,8 @@ class ClientConnection:
         self.extension = extension
         self._parser = FrameParser(expect_masked=False, max_payload=max_message_size)
         self._outgoing: List[bytes] = []
+        # The Close that fails the connection, until handed out: see data_to_send().
+        self._failure_close: Optional[List[bytes]] = None
         self.close_sent: Optional[CloseReceived] = None  # what we sent (code 1005 = no body)
         self.close_received: Optional[CloseReceived] = None
         # The message being received.
@@ -199,17 +201,26 @@ class ClientConnection:
             return [self._fail(error)]
         return [] if event is None else [event]
 
-    def data_to_send(self) -> List[bytes]:
-        """Frames the protocol owes the peer (pongs, the Close echo), in order."""
+    def data_to_send(self, *, hold_failure_close: bool = False) -> List[bytes]:
+        """Frames the protocol owes the peer (pongs, the Close echo, a failing Close), in order.
+
+        With ``hold_failure_close`` the Close that fails the connection stays behind for a later
+        call. Until it is handed out the application may still send: the engine uses this to
+        let handlers answer the messages that came before the error (input stops at once).
+        """
         out = self._outgoing
-        if not out:
+        failure_close = self._failure_close
+        if failure_close is not None and not hold_failure_close:
+            self._failure_close = None
+            out = out + failure_close
+        elif not out:
             return out  # the usual case: nothing owed, no new list
         self._outgoing = []
         return out
 
     def _fail(self, error: ProtocolError) -> Failure:
         if self.close_sent is None and self.state is not State.CLOSED:
-            self._outgoing.extend(self._close_frame(error.close_code, ""))
+            self._failure_close = self._close_frame(error.close_code, "")
         self.state = State.CLOSED
         self._parts = []
         self._text = None
@@ -337,13 +348,20 @@ class ClientConnection:
 
     def send_message(self, payload: BytesLike, text: bool) -> List[bytes]:
         """Frames for one whole message (``payload`` already UTF-8 for text)."""
-        if self.close_sent is not None or self.state is State.CLOSED:
+        if not self.accepting_messages:
             raise ProtocolError("cannot send a message after the closing handshake started")
         opcode = 1 if text else 2
         if self.extension is None:
             return client_frame(opcode, payload)
         payload, rsv1 = self.extension.encode(bytes(payload))
         return client_frame(opcode, payload, rsv1)
+
+    @property
+    def accepting_messages(self) -> bool:
+        """Whether a message may still be sent: no Close went out (a held failing one aside)."""
+        if self._failure_close is not None:
+            return True
+        return self.close_sent is None and self.state is not State.CLOSED
 
     def send_ping(self, payload: bytes = b"") -> List[bytes]:
         return serialize_frame(Opcode.PING, payload)

@@ -19,7 +19,7 @@ import logging
 import queue as _queue
 import threading
 import time
-from typing import Callable, Deque, Optional
+from typing import Callable, Deque, Optional, Tuple
 
 logger = logging.getLogger("syncws")
 
@@ -45,10 +45,10 @@ class Dispatcher:
         self._post = post
         self._name = name
         self.max_queue = max_queue
-        self._queue: Deque[Task] = collections.deque()
+        self._queue: Deque[Tuple[Task, int]] = collections.deque()  # (task, weight)
         # The dedicated thread's queue: SimpleQueue wakes a blocked get() in C, the cheapest
         # hand-off CPython has (it matters for round-trip latency).
-        self._simple: Optional["_queue.SimpleQueue[Task]"] = (
+        self._simple: Optional["_queue.SimpleQueue[Tuple[Task, bool, int]]"] = (
             _queue.SimpleQueue() if post is None else None
         )
         self._lock = threading.Lock()  # ``with self._lock`` on hot paths; it is the condition's
@@ -89,13 +89,13 @@ class Dispatcher:
                             target=self._run_thread, name=self._name, daemon=True
                         )
                         self._thread.start()
-            simple.put((task, final, weight))  # type: ignore[arg-type]
+            simple.put((task, final, weight))
             return
         with self._cond:
             if self._closed:
                 return
             self._queued += weight
-            self._queue.append((task, weight))  # type: ignore[arg-type]
+            self._queue.append((task, weight))
             if final:
                 self._closed = True
             if self._scheduled:
@@ -120,7 +120,7 @@ class Dispatcher:
         return self._queued - self._delivered
 
     def wait_for_room(self) -> None:
-        """Block the reader while ``max_queue`` tasks are waiting (until :meth:`wake`)."""
+        """Block the reader while ``max_queue`` messages wait for delivery (until :meth:`wake`)."""
         limit = self.max_queue
         if limit is None or self.pending < limit:
             return
@@ -155,11 +155,6 @@ class Dispatcher:
             self._woken = True
             self._cond.notify_all()
 
-    def wait_done(self, timeout: Optional[float]) -> bool:
-        """Block until the final task ran."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._done, timeout)
-
     # -- consumers ---------------------------------------------------------------------------
 
     def _run_task(self, task: Task) -> None:
@@ -181,7 +176,7 @@ class Dispatcher:
         cond = self._cond
         self.running_thread = threading.get_ident()
         while True:
-            task, last, weight = simple.get()  # type: ignore[misc]
+            task, last, weight = simple.get()
             self._run_task(task)
             del task  # while idle, keep no closure over the WebSocket alive (it must be collectable)
             if weight:
@@ -208,7 +203,7 @@ class Dispatcher:
                             self._done = True
                             cond.notify_all()
                         return
-                    task, weight = queue.popleft()  # type: ignore[misc]
+                    task, weight = queue.popleft()
                 self._run_task(task)
                 if weight:
                     self._delivered_weight(weight)

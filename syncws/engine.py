@@ -26,9 +26,7 @@ from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
 
 from .errors import (
     ConnectionFailed,
-    HandshakeError,
     KeepaliveTimeout,
-    ProtocolError,
     WebSocketError,
 )
 from .protocol.connection import (
@@ -72,8 +70,10 @@ _ids = itertools.count(1)  # next() on a count is atomic under the GIL
 class EngineSink:
     """What the engine reports to the layer above; every call comes from the reader thread."""
 
-    #: True while :meth:`wait_for_room` blocks the reader (keepalive then expects no pong).
-    paused = False
+    @property
+    def paused(self) -> bool:
+        """True while :meth:`wait_for_room` blocks the reader (keepalive then expects no pong)."""
+        return False
 
     def on_open(self, protocol: str, extensions: str, response: Response) -> None:
         raise NotImplementedError
@@ -314,9 +314,6 @@ class Engine:
                 return True
             finally:
                 self._flush_waiters -= 1
-
-    def wait_finished(self, timeout: Optional[float] = None) -> bool:
-        return self._finished.wait(timeout)
 
     # -- reader thread ------------------------------------------------------------------
 

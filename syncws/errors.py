@@ -16,7 +16,6 @@ __all__ = [
     "DOMSyntaxError",
     "WebSocketError",
     "HandshakeError",
-    "InvalidURI",
     "ConnectionClosed",
     "ProtocolError",
     "PayloadError",
@@ -90,10 +89,6 @@ class HandshakeError(WebSocketError):
             if key.lower() == lname:
                 return value
         return default
-
-
-class InvalidURI(HandshakeError):
-    """Kept for symmetry with other clients; URL errors at construction are ``DOMSyntaxError``."""
 
 
 class ConnectionClosed(WebSocketError):

@@ -18,7 +18,7 @@ import operator
 import reprlib
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, Union, overload
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple, Union, overload
 
 from .errors import InvalidStateError
 
@@ -110,10 +110,6 @@ class Event:
         _osa(self, "time_stamp", time.time() * 1000.0)
         _osa(self, "target", None)
         _osa(self, "current_target", None)
-        _osa(self, "_dispatching", False)
-        _osa(self, "_stop_immediate", False)
-
-    def _reset_flags(self) -> None:
         _osa(self, "_dispatching", False)
         _osa(self, "_stop_immediate", False)
 

@@ -28,7 +28,6 @@ import os
 import re
 import socket
 import ssl
-import time
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urlsplit
 

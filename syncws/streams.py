@@ -164,16 +164,6 @@ class TLSStream(Stream):
             if not self._fill(time_left(deadline)):
                 raise ConnectionResetError("connection closed during the TLS handshake")
 
-    @property
-    def version(self) -> Optional[str]:
-        return self._obj.version()
-
-    def getpeercert(self) -> object:
-        return self._obj.getpeercert()
-
-    def selected_alpn_protocol(self) -> Optional[str]:
-        return self._obj.selected_alpn_protocol()
-
     # -- reading ------------------------------------------------------------------------
 
     def _fill(self, timeout: Optional[float]) -> bool:
@@ -192,8 +182,10 @@ class TLSStream(Stream):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
+                n: int
                 try:
-                    n = self._obj.read(len(buffer), buffer)
+                    # With a buffer, read() returns the count (typeshed says bytes).
+                    n = self._obj.read(len(buffer), buffer)  # type: ignore[assignment]
                 except ssl.SSLWantReadError:
                     n = -1
                 except (ssl.SSLZeroReturnError, ssl.SSLEOFError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import collections
 import enum
 import http.cookiejar
 import logging
@@ -23,8 +22,6 @@ import weakref
 from typing import (
     Any,
     Callable,
-    Deque,
-    Iterable,
     Iterator,
     List,
     Mapping,
@@ -676,9 +673,10 @@ class WebSocket(EventTarget):
         for data in messages:
             if self._state is not ReadyState.OPEN:
                 return  # close() was called: the standard drops what was not delivered yet
+            payload: object = data
             if data.__class__ is bytes and self._binary_type == "blob":
-                data = Blob([data])  # wraps, no copy
-            self.dispatch_event(MessageEvent("message", data=data, origin=origin))
+                payload = Blob([data])  # wraps, no copy
+            self.dispatch_event(MessageEvent("message", data=payload, origin=origin))
 
     def _deliver_error(self, error: BaseException) -> None:
         with self._lock:

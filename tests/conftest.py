@@ -46,3 +46,62 @@ def no_leaked_threads(request):
         return
     leaked = [t for t in wait_no_syncws_threads() if t not in before]
     assert not leaked, f"syncws threads still running after the test: {[t.name for t in leaked]}"
+
+
+# -- real proxies (tests/proxy_support.py), started once per run and only when asked for ------
+
+
+@pytest.fixture(scope="session")
+def tinyproxy():
+    from proxy_support import http_proxy
+
+    with http_proxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def tinyproxy_auth():
+    from proxy_support import PROXY_AUTH, http_proxy
+
+    with http_proxy(auth=PROXY_AUTH) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def nginx_https():
+    from proxy_support import https_proxy
+
+    with https_proxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def dante():
+    from proxy_support import socks5_proxy
+
+    with socks5_proxy(server="dante") as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def dante4():
+    from proxy_support import socks4_proxy
+
+    with socks4_proxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def microsocks():
+    from proxy_support import socks5_proxy
+
+    with socks5_proxy(server="microsocks") as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def microsocks_auth():
+    from proxy_support import SOCKS_AUTH, socks5_proxy
+
+    with socks5_proxy(auth=SOCKS_AUTH) as proxy:
+        yield proxy

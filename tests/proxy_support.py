@@ -43,6 +43,12 @@ Auth = Optional[Tuple[str, str]]
 _OWN = object()  # "the proxy's own credentials" default of RunningProxy.url
 
 
+
+#: Credentials for the proxies that take them (tinyproxy accepts only [-._A-Za-z0-9] in
+#: BasicAuth; the SOCKS pair needs percent-encoding in a URL, which microsocks accepts).
+PROXY_AUTH = ("alice", "s3cret-pw")
+SOCKS_AUTH = ("bob@corp", "p@ss:w/rd %")
+
 @dataclass(frozen=True)
 class RunningProxy:
     """A proxy listening on ``host:port``; ``url()`` builds URLs for it."""

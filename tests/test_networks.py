@@ -25,20 +25,10 @@ from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple
 import pytest
 
 import syncws
-from proxy_support import (
-    HOST,
-    RunningProxy,
-    free_port,
-    http_proxy,
-    https_proxy,
-    socks4_proxy,
-    socks5_proxy,
-)
+from proxy_support import HOST, PROXY_AUTH, SOCKS_AUTH, RunningProxy, free_port
 from syncws.errors import DOMSyntaxError, HandshakeError, ProxyError
 from syncws.server import HandshakeResponse, Request, WebSocketServer
 
-PROXY_AUTH = ("alice", "s3cret-pw")  # tinyproxy accepts only [-._A-Za-z0-9] in BasicAuth
-SOCKS_AUTH = ("bob@corp", "p@ss:w/rd %")  # needs percent-encoding in a URL
 MESSAGES = ["hello through the network", b"\x00\xff binary" * 1000]
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -295,48 +285,6 @@ def basic(user: str, password: str) -> str:
 
 
 # -- real proxies ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tinyproxy() -> Iterator[RunningProxy]:
-    with http_proxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def tinyproxy_auth() -> Iterator[RunningProxy]:
-    with http_proxy(auth=PROXY_AUTH) as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def nginx_https() -> Iterator[RunningProxy]:
-    with https_proxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def dante() -> Iterator[RunningProxy]:
-    with socks5_proxy(server="dante") as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def dante4() -> Iterator[RunningProxy]:
-    with socks4_proxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def microsocks() -> Iterator[RunningProxy]:
-    with socks5_proxy(server="microsocks") as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def microsocks_auth() -> Iterator[RunningProxy]:
-    with socks5_proxy(auth=SOCKS_AUTH) as proxy:
-        yield proxy
 
 
 def connected_through_tinyproxy(proxy: RunningProxy, port: int) -> bool:

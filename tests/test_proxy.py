@@ -19,16 +19,9 @@ from typing import Callable, Iterator, List, Optional
 
 import pytest
 
-from proxy_support import (
-    EchoServer,
-    RunningProxy,
-    echo_server,
-    free_port,
-    http_proxy,
-    https_proxy,
-    socks4_proxy,
-    socks5_proxy,
-)
+from proxy_support import PROXY_AUTH as AUTH
+from proxy_support import SOCKS_AUTH as ODD_AUTH
+from proxy_support import EchoServer, RunningProxy, echo_server, free_port
 from syncws import proxy as proxy_mod
 from syncws.errors import ProxyError
 from syncws.proxy import open_tunnel, redact_proxy_url, select_proxy, validate_proxy_url
@@ -37,8 +30,6 @@ from syncws.transport import ConnectTarget, open_stream
 
 trustme = pytest.importorskip("trustme")
 
-AUTH = ("alice", "s3cret-pw")  # tinyproxy accepts only [-._A-Za-z0-9] in BasicAuth
-ODD_AUTH = ("bob@corp", "p@ss:w/rd %")  # needs percent-encoding in a URL; microsocks takes it
 PAYLOAD = b"hello through the proxy\x00\xff" * 100
 
 
@@ -265,48 +256,6 @@ def echo() -> Iterator[EchoServer]:
 def tls_echo(server_context: ssl.SSLContext) -> Iterator[EchoServer]:
     with echo_server(server_context) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def tinyproxy() -> Iterator[RunningProxy]:
-    with http_proxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def tinyproxy_auth() -> Iterator[RunningProxy]:
-    with http_proxy(auth=AUTH) as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def nginx_https() -> Iterator[RunningProxy]:
-    with https_proxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def dante() -> Iterator[RunningProxy]:
-    with socks5_proxy(server="dante") as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def microsocks() -> Iterator[RunningProxy]:
-    with socks5_proxy(server="microsocks") as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def microsocks_auth() -> Iterator[RunningProxy]:
-    with socks5_proxy(auth=ODD_AUTH) as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def dante4() -> Iterator[RunningProxy]:
-    with socks4_proxy() as proxy:
-        yield proxy
 
 
 @pytest.fixture

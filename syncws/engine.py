@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
 
+from .blob import Blob
 from .errors import (
     ConnectionFailed,
     KeepaliveTimeout,
@@ -61,6 +62,10 @@ _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 # Sends closer together than this count as a burst: they go through the writer, which writes
 # everything waiting with one system call, instead of one direct write each.
 _BURST = 15e-6
+# Messages up to this size may be framed (compressed, masked) and written on the caller's
+# thread when the writer is idle; larger ones are always framed by the writer, so send()
+# does no work proportional to a large message.
+_DIRECT_MAX = 16 * 1024
 _monotonic = time.monotonic
 # On a protocol error, how long handlers may take to answer the messages before it.
 _FAIL_DELIVERY_WAIT = 1.0
@@ -126,13 +131,23 @@ class EngineOptions:
 
 
 class _Outbound:
-    """A unit of the writer's queue: frames plus the application bytes they carry."""
+    """A unit of the writer's queue: frames ready to write, or a message still to be framed
+    (compressed and masked on the writer thread, in queue order), with the application bytes
+    it carries."""
 
-    __slots__ = ("buffers", "app_bytes")
+    __slots__ = ("buffers", "app_bytes", "message", "text")
 
-    def __init__(self, buffers: List[bytes], app_bytes: int) -> None:
+    def __init__(
+        self,
+        buffers: List[bytes],
+        app_bytes: int,
+        message: Optional[Union[bytes, Blob]] = None,
+        text: bool = False,
+    ) -> None:
         self.buffers = buffers
         self.app_bytes = app_bytes
+        self.message = message
+        self.text = text
 
 
 class Engine:
@@ -181,6 +196,9 @@ class Engine:
         #: Frame-level logging, decided once per connection so the hot path pays nothing.
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._direct_send: Optional[Callable[[List[bytes]], int]] = None
+        #: Set by the API layer when nothing else keeps its socket alive while bytes are
+        #: unwritten: the engine then tells the sink when they all reached the OS.
+        self.watch_drain = False
         self._ping_payload: Optional[bytes] = None
         self._ping_sent_at = 0.0
         self._next_ping = 0.0
@@ -195,35 +213,51 @@ class Engine:
         return self._accepted + self._discarded - self._written
 
     @property
+    def unwritten(self) -> int:
+        """Application bytes accepted by :meth:`send` and not yet handed to the OS."""
+        return self._accepted - self._written
+
+    @property
     def finished(self) -> bool:
         return self._finished.is_set()
 
-    def send(self, payload: BytesLike, text: bool, app_bytes: int) -> None:
-        """Queue one message; only valid once ``on_open`` was reported and before close."""
+    def send(self, payload: Union[bytes, Blob], text: bool, app_bytes: int) -> None:
+        """Queue one message; only valid once ``on_open`` was reported and before close.
+
+        A small message, when the writer is idle and nothing waits, is framed and written on
+        this thread (saving a hand-off); any other is framed by the writer, in order.
+        """
         with self._lock:
             connection = self._connection
             if connection is None or self._writer_stop or not connection.accepting_messages:
                 self._discarded += app_bytes
                 return
-            buffers = connection.send_message(payload, text)
             self._accepted += app_bytes
-            if self._debug:
-                _log_message(">", self.label, payload, text, buffers)
-            # The writer is idle and nothing waits: write on this thread, saving a hand-off.
-            # Within a burst of sends, queue instead: the writer joins them into one write.
+            # Within a burst of sends, queue: the writer joins them into one write.
             now = _monotonic()
             direct = (
-                not self._queue
+                app_bytes <= _DIRECT_MAX
+                and not self._queue
                 and self._direct_send is not None
                 and now - self._last_send > _BURST
                 and self._write_lock.acquire(False)
             )
             self._last_send = now
             if not direct:
-                self._queue.append(_Outbound(buffers, app_bytes))
+                self._queue.append(_Outbound([], app_bytes, payload, text))
                 self._notify_writer()
                 return
-        self._send_now(buffers, app_bytes)
+        # The write lock is ours: nobody else frames or writes until _send_now releases it.
+        self._send_now(self._frame(connection, payload, text), app_bytes)
+
+    def _frame(self, connection: ClientConnection, payload: Union[bytes, Blob], text: bool) -> List[bytes]:
+        """Frames for one message (compressed and masked); the write lock's holder only, so
+        that messages are framed in order through one compression context."""
+        data = payload.bytes() if payload.__class__ is Blob else payload
+        buffers = connection.encode_message(data, text)  # type: ignore[arg-type]
+        if self._debug:
+            _log_message(">", self.label, data, text, buffers)
+        return buffers
 
     def _send_now(self, buffers: List[bytes], app_bytes: int) -> None:
         """Write what the socket takes without blocking; queue the rest first in line.
@@ -248,6 +282,14 @@ class Engine:
                     self._notify_writer()
         finally:
             self._write_lock.release()
+        if self.watch_drain:
+            self._check_drained()
+
+    def _check_drained(self) -> None:
+        """Tell the sink once every accepted byte reached the OS (see ``watch_drain``)."""
+        if self._accepted == self._written:
+            self.watch_drain = False
+            self.sink.drained()
 
     def _notify_writer(self) -> None:
         """Wake the writer (lock held). flush() waits on the same condition, so with waiters
@@ -449,9 +491,11 @@ class Engine:
         view = memoryview(bytearray(_RECV_BUFFER_MIN))
         pending: Optional[bytes] = leftover or None
         close_deadline: Optional[float] = None
+        lock = self._lock  # every call into the protocol core is made under it
         while True:
             if pending is not None:
-                events = connection.receive_data(pending)
+                with lock:
+                    events = connection.receive_data(pending)
                 pending = None
             else:
                 if close_deadline is None and not self._close_requested:
@@ -461,8 +505,10 @@ class Engine:
                     timeout = close_deadline - time.monotonic()
                     if timeout <= 0:
                         break
-                # The rest of a large frame goes straight into its payload buffer.
-                direct = connection.direct_buffer()
+                # The rest of a large frame goes straight into its payload buffer (the
+                # parser's, which only this thread touches until receive_direct()).
+                with lock:
+                    direct = connection.direct_buffer()
                 try:
                     n = stream.recv_into(view if direct is None else direct, timeout)
                 except OSError as exc:
@@ -473,16 +519,19 @@ class Engine:
                     break  # close_timeout after the server's Close
                 if n == 0:
                     break
-                if direct is None:
-                    events = connection.receive_data(view[:n])
-                    if n == len(view) and n < _RECV_BUFFER_MAX:
-                        view = memoryview(bytearray(n * 2))
-                else:
-                    events = connection.receive_direct(n)
+                with lock:
+                    if direct is None:
+                        events = connection.receive_data(view[:n])
+                    else:
+                        events = connection.receive_direct(n)
+                if direct is None and n == len(view) and n < _RECV_BUFFER_MAX:
+                    view = memoryview(bytearray(n * 2))
             failed = bool(events) and type(events[-1]) is Failure
-            replies = connection.data_to_send(hold_failure_close=failed)
-            if replies:
-                self._enqueue_control(replies)
+            with lock:
+                replies = connection.data_to_send(hold_failure_close=failed)
+                if replies:
+                    self._queue.append(_Outbound(replies, 0))
+                    self._notify_writer()
             messages: List[Union[str, bytes]] = []
             for event in events:
                 kind = type(event)
@@ -593,7 +642,7 @@ class Engine:
                     if not items:
                         self._keepalive(stream)
                         continue
-                    buffers = [b for item in items for b in item.buffers]
+                    buffers = self._buffers_of(items)
                     if buffers:
                         stream.send_buffers(buffers)
                     else:
@@ -604,8 +653,22 @@ class Engine:
                         self._written += written
                         if self._flush_waiters:
                             cond.notify_all()
+                if self.watch_drain:
+                    self._check_drained()
         except OSError as exc:
             self._write_failed(exc)
+
+    def _buffers_of(self, items: List[_Outbound]) -> List[bytes]:
+        """The bytes of queued items, framing queued messages now, in order (write lock held)."""
+        connection = self._connection
+        buffers: List[bytes] = []
+        for item in items:
+            if item.message is not None:
+                assert connection is not None
+                item.buffers = self._frame(connection, item.message, item.text)
+                item.message = None
+            buffers += item.buffers
+        return buffers
 
     def _write_failed(self, exc: OSError) -> None:
         with self._cond:

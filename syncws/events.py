@@ -276,6 +276,7 @@ class EventTarget:
             entries = self._event_listeners.get(type, ())
             if not any(not e.is_handler and e.callback == listener for e in entries):
                 self._event_listeners[type] = entries + (_Listener(listener, once=bool(once)),)
+        self._listeners_changed()
 
     def remove_event_listener(self, type: str, listener: Optional[EventListener]) -> None:
         """Unregister ``listener`` for ``type``; nothing happens if it was not registered."""
@@ -286,7 +287,8 @@ class EventTarget:
             for entry in self._event_listeners.get(type, ()):
                 if not entry.is_handler and entry.callback == listener:
                     self._unlink(type, entry)
-                    return
+                    break
+        self._listeners_changed()
 
     def dispatch_event(self, event: Event) -> bool:
         """Run the listeners for ``event.type`` now, on this thread, with this as the target.
@@ -301,6 +303,7 @@ class EventTarget:
         _osa(event, "_dispatching", True)
         _osa(event, "target", self)
         _osa(event, "current_target", self)
+        unlinked = False
         try:
             for entry in self._event_listeners.get(event.type, ()):
                 if event._stop_immediate:
@@ -311,11 +314,14 @@ class EventTarget:
                     with self._event_lock:
                         if not self._unlink(event.type, entry):
                             continue  # another thread's dispatch ran it first
+                    unlinked = True
                 _invoke(entry.callback, event)
         finally:
             _osa(event, "current_target", None)
             _osa(event, "_dispatching", False)
             _osa(event, "_stop_immediate", False)
+            if unlinked:
+                self._listeners_changed()
         return not event.default_prevented
 
     def _unlink(self, type: str, entry: _Listener) -> bool:
@@ -352,6 +358,14 @@ class EventTarget:
             else:
                 entry = self._event_handlers[type] = _Listener(value, is_handler=True)
                 self._event_listeners[type] = self._event_listeners.get(type, ()) + (entry,)
+        self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        """Called after listeners were added or removed (never with the registry lock held).
+
+        A subclass whose lifetime depends on its listeners (the standard's garbage-collection
+        rules for ``WebSocket``) re-evaluates it here.
+        """
 
     def addEventListener(
         self, type: str, listener: Optional[EventListener], *, once: bool = False

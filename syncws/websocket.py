@@ -25,6 +25,7 @@ from typing import (
     Iterator,
     List,
     Mapping,
+    NoReturn,
     Optional,
     Sequence,
     Tuple,
@@ -78,6 +79,15 @@ CLOSED = ReadyState.CLOSED
 
 _BINARY_TYPES = ("blob", "arraybuffer")
 
+#: The event types whose listeners keep a socket alive in each state (the standard's
+#: "Garbage collection" section); data not yet written keeps it alive in any state.
+_HEARD_IN = {
+    ReadyState.CONNECTING: ("open", "message", "error", "close"),
+    ReadyState.OPEN: ("message", "error", "close"),
+    ReadyState.CLOSING: ("error", "close"),
+    ReadyState.CLOSED: (),
+}
+
 
 def _check_timeout(name: str, value: Optional[float]) -> Optional[float]:
     if value is None:
@@ -128,20 +138,25 @@ def _normalize_headers(headers: Any) -> List[Tuple[str, str]]:
     return result
 
 
-def _to_payload(data: Any) -> Tuple[bytes, bool]:
-    """The bytes of a message and whether it is text; TypeError for other types."""
+def _to_payload(data: Any) -> Tuple[Union[bytes, Blob], bool, int]:
+    """What ``send()`` queues, whether it is text, and its length; TypeError for other types.
+
+    Mutable buffers are copied (the message is what they held at the call, as the standard
+    snapshots an ArrayBuffer); a Blob is immutable and is read on the writer thread.
+    """
     if isinstance(data, str):
-        return usv_utf8(data), True
+        payload = usv_utf8(data)
+        return payload, True, len(payload)
     if isinstance(data, bytes):
-        return data, False
+        return data, False, len(data)
     if isinstance(data, bytearray):
-        return bytes(data), False
+        return bytes(data), False, len(data)
     if isinstance(data, memoryview):
         if not data.c_contiguous:
             raise TypeError("send() needs a C-contiguous memoryview")
-        return data.tobytes(), False
+        return data.tobytes(), False, data.nbytes
     if isinstance(data, Blob):
-        return data.bytes(), False
+        return data, False, data.size
     raise TypeError(
         "send() takes str, bytes, bytearray, memoryview or syncws.Blob, "
         f"not {type(data).__name__}"
@@ -149,13 +164,26 @@ def _to_payload(data: Any) -> Tuple[bytes, bool]:
 
 
 class _Sink(EngineSink):
-    """The engine's view of a WebSocket; holds it weakly so an open socket can be collected."""
+    """The engine's view of a WebSocket.
+
+    It holds the socket weakly, so that a socket nobody can hear from any more is collected
+    (and its finalizer sends the empty Close), and strongly while the standard's
+    garbage-collection rules say it must live: :meth:`WebSocket._update_lifetime` decides.
+    The engine's threads hold the sink, so a strong reference here keeps the socket alive for
+    as long as its connection runs.
+    """
 
     def __init__(self, ws: "WebSocket", dispatcher: Dispatcher, inbox: Optional["_Inbox"]) -> None:
         self._ref = weakref.ref(ws)
+        self.strong: Optional[WebSocket] = None
         self.dispatcher = dispatcher
         self.inbox = inbox
         self.closing = False  # close() was called: undelivered messages are dropped
+
+    def drained(self) -> None:
+        ws = self._ref()
+        if ws is not None:
+            ws._update_lifetime()
 
     @property
     def paused(self) -> bool:
@@ -185,7 +213,7 @@ class _Sink(EngineSink):
 
     def on_closed(self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]) -> None:
         if self.inbox is not None:
-            self.inbox.close(code, reason, was_clean, error)
+            self.inbox.close(ConnectionClosed(code, reason, was_clean), error, local=self.closing)
         ws = self._ref()
         if ws is None:
             self.dispatcher.put(lambda: None, final=True)  # ends the dispatcher's thread
@@ -225,16 +253,34 @@ class _Inbox:
         self._room_waiters = 0
         self._woken = False
         self.paused = False
+        #: How the connection ended (set once, before the end marker is queued).
         self.closed: Optional[ConnectionClosed] = None
         self.error: Optional[BaseException] = None
+        self.local = False  # this side called close()
 
     def put(self, data: Union[str, bytes]) -> None:
         self._queue.put(data)
 
-    def close(self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]) -> None:
-        self.closed = ConnectionClosed(code, reason, was_clean)
+    def close(self, closed: ConnectionClosed, error: Optional[BaseException], *, local: bool) -> None:
+        self.closed = closed
         self.error = error
+        self.local = local
         self._queue.put(self._CLOSED)
+
+    @property
+    def ended_normally(self) -> bool:
+        """Whether iteration ends quietly: this side closed, or the server closed cleanly
+        with 1000, 1001 or no code; anything else is a lost connection or an error."""
+        closed = self.closed
+        if closed is None:
+            return False
+        return self.local or (closed.was_clean and closed.code in (1000, 1001, 1005))
+
+    def _raise_closed(self) -> NoReturn:
+        # A fresh exception each time: raising one object again would grow its traceback.
+        closed = self.closed
+        assert closed is not None
+        raise ConnectionClosed(closed.code, closed.reason, closed.was_clean) from self.error
 
     def wake(self) -> None:
         with self._cond:
@@ -262,8 +308,7 @@ class _Inbox:
             raise TimeoutError("no message within the timeout") from None
         if item is self._CLOSED:
             self._queue.put(item)  # every later recv() raises too
-            assert self.closed is not None
-            raise self.closed from self.error
+            self._raise_closed()
         if self._room_waiters:
             with self._cond:
                 self._cond.notify_all()
@@ -334,6 +379,9 @@ class WebSocket(EventTarget):
         sock: Optional[socket.socket] = None,
     ) -> None:
         super().__init__()
+        self._sink: Optional[_Sink] = None  # set by connect(); _listeners_changed() reads it
+        self._lifetime_lock = threading.Lock()
+        self._warned_send_after_close = False
         parsed = parse_ws_url(url)
         self._parsed: WebSocketURL = parsed
         self._origin = parsed.origin  # MessageEvent.origin, computed once
@@ -528,25 +576,42 @@ class WebSocket(EventTarget):
                 raise InvalidStateError("connect() was already called or the socket is closed")
             target, spec, options = self._engine_args
             sink = _Sink(self, self._dispatcher, self._inbox)
-            self._sink = sink
             engine = Engine(target, spec, options, sink, label=self._parsed.redacted)
             self._engine = engine
+            self._sink = sink
         _live_engines.add(engine)
         finalizer = weakref.finalize(self, _close_on_collect, engine)
         finalizer.atexit = False  # at exit the socket is not collected: it goes away (1001)
+        self._update_lifetime()
         engine.start()
+
+    # -- lifetime (the standard's garbage-collection rules) ---------------------------------
+
+    def _listeners_changed(self) -> None:
+        self._update_lifetime()
+
+    def _update_lifetime(self) -> None:
+        """Hold this socket from its own connection while it can still deliver an event to a
+        listener, or has bytes accepted by ``send()`` not yet written; else let it go, so that
+        a socket nobody references and nobody can hear from is collected."""
+        sink = self._sink
+        if sink is None:
+            return  # not connecting: nothing can happen that a listener would hear
+        with self._lifetime_lock:
+            heard = any(self._has_listeners(kind) for kind in _HEARD_IN[self._state])
+            engine = self._engine
+            unwritten = engine is not None and engine.unwritten > 0
+            sink.strong = self if heard or unwritten else None
 
     def send(self, data: Union[str, bytes, bytearray, memoryview, Blob]) -> None:
         """Queue a message (str → text, bytes-like or Blob → binary); never blocks."""
-        payload, text = _to_payload(data)
+        payload, text, size = _to_payload(data)
         state = self._state
         if state is ReadyState.CONNECTING:
             raise InvalidStateError("send() while the WebSocket is still CONNECTING")
         engine = self._engine
-        assert engine is not None
-        size = len(payload)
-        if state is not ReadyState.OPEN:
-            engine.discard(size)
+        if state is not ReadyState.OPEN or engine is None:
+            self._discard(size)
             return
         limit = self._max_buffered_amount
         if limit is not None and engine.buffered_amount > limit:
@@ -559,6 +624,27 @@ class WebSocket(EventTarget):
             )
             return
         engine.send(payload, text, size)
+        sink = self._sink
+        if sink is not None and sink.strong is None and engine.unwritten:
+            # Nobody else may hold this socket: its queued bytes must still go out.
+            engine.watch_drain = True
+            self._update_lifetime()
+
+    def _discard(self, size: int) -> None:
+        """A send() while CLOSING/CLOSED: nothing is sent, buffered_amount grows, and the
+        first such call logs a warning, as browsers print one on their console."""
+        engine = self._engine
+        if engine is None:
+            with self._lifetime_lock:
+                self._discarded_before_engine += size
+        else:
+            engine.discard(size)
+        if not self._warned_send_after_close:
+            self._warned_send_after_close = True
+            logger.warning(
+                "WebSocket is already in CLOSING or CLOSED state: send() to %s sent nothing",
+                self._parsed.redacted,
+            )
 
     def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
         """Start the closing handshake (or fail a connection still being established)."""
@@ -586,10 +672,11 @@ class WebSocket(EventTarget):
             if state in (ReadyState.CLOSING, ReadyState.CLOSED):
                 return
             self._state = ReadyState.CLOSING
-            sink = getattr(self, "_sink", None)
+            sink = self._sink
             if sink is not None:
                 sink.closing = True
             engine = self._engine
+        self._update_lifetime()
         if state is ReadyState.CONNECTING:
             error = ConnectionAbortedError("close() was called before the connection was established")
             if engine is None:
@@ -637,11 +724,24 @@ class WebSocket(EventTarget):
         return inbox.get(timeout)
 
     def __iter__(self) -> Iterator[Union[str, bytes]]:
+        """Yield messages until the socket closes (sockets made by :func:`connect`).
+
+        The loop ends quietly only when the close was clean and normal: this side called
+        ``close()``, or the server closed cleanly with 1000, 1001 or no code. Any other end
+        (a lost connection: 1006; a server's close with another code) raises
+        ``ConnectionClosed``, so a script can tell a lost feed from the end of the stream.
+        """
+        inbox = self._inbox
+        if inbox is None:
+            raise InvalidStateError("iteration works on sockets made by syncws.connect()")
         while True:
             try:
-                yield self.recv()
+                data = inbox.get(None)
             except ConnectionClosed:
-                return
+                if inbox.ended_normally:
+                    return
+                raise
+            yield data
 
     def __enter__(self) -> "WebSocket":
         return self
@@ -665,6 +765,7 @@ class WebSocket(EventTarget):
             self._protocol = protocol
             self._extensions = extensions
             self._was_opened = True
+        self._update_lifetime()
         self._opened_event.set()
         self.dispatch_event(Event("open"))
 
@@ -694,6 +795,7 @@ class WebSocket(EventTarget):
         try:
             self.dispatch_event(event)
         finally:
+            self._update_lifetime()  # CLOSED: nothing more can be heard
             self._closed_event.set()
 
 

@@ -350,6 +350,15 @@ class ClientConnection:
         """Frames for one whole message (``payload`` already UTF-8 for text)."""
         if not self.accepting_messages:
             raise ProtocolError("cannot send a message after the closing handshake started")
+        return self.encode_message(payload, text)
+
+    def encode_message(self, payload: BytesLike, text: bool) -> List[bytes]:
+        """Frames for a message that was accepted while :attr:`accepting_messages` held.
+
+        Framing may happen later than acceptance (the engine compresses and masks on its
+        writer thread, in order), so this does not look at the state again. Messages must be
+        encoded in the order they were accepted: they share one compression context.
+        """
         opcode = 1 if text else 2
         if self.extension is None:
             return client_frame(opcode, payload)

@@ -63,7 +63,6 @@ class Dispatcher:
         self._done = False  # the final task ran
         #: Thread id of whoever is running tasks right now (to detect re-entrant waits).
         self.running_thread: Optional[int] = None
-        self.paused = False
 
     # -- producers -------------------------------------------------------------------------
 
@@ -119,20 +118,20 @@ class Dispatcher:
         """Messages queued and not yet delivered."""
         return self._queued - self._delivered
 
-    def wait_for_room(self) -> None:
-        """Block the reader while ``max_queue`` messages wait for delivery (until :meth:`wake`)."""
+    def wait_for_room(self) -> bool:
+        """Block the reader while ``max_queue`` messages wait for delivery (until :meth:`wake`);
+        True if it blocked."""
         limit = self.max_queue
         if limit is None or self.pending < limit:
-            return
+            return False
         with self._cond:
             self._room_waiters += 1
-            self.paused = True
             try:
                 while self.pending >= limit and not self._woken and not self._done:
                     self._cond.wait()
             finally:
                 self._room_waiters -= 1
-                self.paused = False
+        return True
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every message queued so far was delivered (False on timeout).

@@ -185,11 +185,6 @@ class _Sink(EngineSink):
         if ws is not None:
             ws._update_lifetime()
 
-    @property
-    def paused(self) -> bool:
-        inbox = self.inbox
-        return self.dispatcher.paused or (inbox is not None and inbox.paused)
-
     def on_open(self, protocol: str, extensions: str, response: Response) -> None:
         ws = self._ref()
         if ws is None:
@@ -222,10 +217,11 @@ class _Sink(EngineSink):
             self.dispatcher.put(lambda: ws._deliver_error(error))
         self.dispatcher.put(lambda: ws._deliver_close(code, reason, was_clean), final=True)
 
-    def wait_for_room(self) -> None:
-        self.dispatcher.wait_for_room()
+    def wait_for_room(self) -> bool:
+        waited = self.dispatcher.wait_for_room()
         if self.inbox is not None:
-            self.inbox.wait_for_room()
+            waited = self.inbox.wait_for_room() or waited
+        return waited
 
     def wait_delivered(self, timeout: float) -> None:
         self.dispatcher.wait_idle(timeout)
@@ -252,7 +248,6 @@ class _Inbox:
         self._max = max_queue
         self._room_waiters = 0
         self._woken = False
-        self.paused = False
         #: How the connection ended (set once, before the end marker is queued).
         self.closed: Optional[ConnectionClosed] = None
         self.error: Optional[BaseException] = None
@@ -287,19 +282,19 @@ class _Inbox:
             self._woken = True
             self._cond.notify_all()
 
-    def wait_for_room(self) -> None:
+    def wait_for_room(self) -> bool:
+        """Block the reader while ``max_queue`` messages wait for recv(); True if it did."""
         limit = self._max
         if limit is None or self._queue.qsize() < limit:
-            return
+            return False
         with self._cond:
             self._room_waiters += 1
-            self.paused = True
             try:
                 while self._queue.qsize() >= limit and not self._woken:
                     self._cond.wait()
             finally:
                 self._room_waiters -= 1
-                self.paused = False
+        return True
 
     def get(self, timeout: Optional[float]) -> Union[str, bytes]:
         try:
@@ -627,7 +622,7 @@ class WebSocket(EventTarget):
         sink = self._sink
         if sink is not None and sink.strong is None and engine.unwritten:
             # Nobody else may hold this socket: its queued bytes must still go out.
-            engine.watch_drain = True
+            engine.watch_drain()
             self._update_lifetime()
 
     def _discard(self, size: int) -> None:

@@ -83,13 +83,24 @@ def wait_open(ws: WebSocket, events: List[Tuple[str, Any]]) -> None:
 # -- threads -----------------------------------------------------------------------------------
 
 
+def idle_thread_names(before: set, timeout: float = 3.0) -> List[str]:
+    """The kinds of syncws thread running once an idle writer had time to end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = sorted(t.name.rsplit("-", 1)[0] for t in engine_threads() if t not in before)
+        if "syncws-writer" not in names or time.monotonic() > deadline:
+            return names
+        time.sleep(0.01)
+
+
 def test_threads_are_named_and_end_after_close(ws_server) -> None:
     before = set(engine_threads())
     ws, events = record(ws_server.url)
     wait_open(ws, events)
+    # The thread budget: an idle open connection runs its reader and, with the default
+    # executor, its dispatcher; no writer and no timer.
+    assert idle_thread_names(before) == ["syncws-dispatch", "syncws-reader"]
     mine = [t for t in engine_threads() if t not in before]
-    names = sorted(t.name.rsplit("-", 1)[0] for t in mine)
-    assert names == ["syncws-dispatch", "syncws-reader", "syncws-writer"]
     assert all(t.daemon for t in mine)
     ws.close()
     assert ws.wait(TIMEOUT)
@@ -102,8 +113,24 @@ def test_a_pool_executor_means_no_dispatch_thread(ws_server) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         ws, events = record(ws_server.url, executor=pool)
         wait_open(ws, events)
+        assert idle_thread_names(before) == ["syncws-reader"]
+        ws.close()
+        assert ws.wait(TIMEOUT)
+    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+
+
+def test_the_writer_thread_runs_only_while_a_write_must_wait(ws_server_factory) -> None:
+    server = ws_server_factory(deaf)
+    before = set(engine_threads())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ws, events = record(server.url, executor=pool, ping_interval=None)
+        wait_open(ws, events)
+        assert idle_thread_names(before) == ["syncws-reader"]
+        ws.send(b"x" * (8 * MiB))  # more than the socket takes: a writer must wait
         names = sorted(t.name.rsplit("-", 1)[0] for t in engine_threads() if t not in before)
         assert names == ["syncws-reader", "syncws-writer"]
+        assert ws.buffered_amount > 0
+        server.accepted().release()  # the server's handler returns: it reads no more, closes
         ws.close()
         assert ws.wait(TIMEOUT)
     assert wait_gone([t for t in engine_threads() if t not in before]) == []

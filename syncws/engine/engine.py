@@ -1,0 +1,314 @@
+"""One connection's I/O: its threads, its lock, and the one place where it ends.
+
+:class:`Engine` is what the API layer talks to. Its reader thread opens the connection
+(:mod:`.opening`), then reads it (:mod:`.reader`) until it ends; writes go through
+:mod:`.writer`, directly from the sending thread when cheap and safe, else through a writer
+thread that runs only while something must wait. ``send()``/``close()`` on any thread only
+queue (or write without blocking) and return.
+
+Whatever ends a connection (end of stream, a reset, a protocol error, ``close_timeout``, a
+keepalive timeout, :meth:`Engine.abort`) leads to :meth:`Engine._finish` on the reader thread:
+it lets the writer send what the protocol still owes (a Close frame), shuts the stream, ends
+the writer and reports the outcome exactly once. No engine thread outlives its connection.
+
+The engine's lock guards its state and is held around every call into the protocol core,
+whichever thread makes it; it is never held across I/O or a call to the layer above.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import threading
+import time
+from typing import Any, List, Optional, Union
+
+from ..blob import Blob
+from ..errors import ConnectionFailed, WebSocketError
+from ..protocol.connection import ClientConnection
+from ..streams import Stream, TLSStream
+from ..transport import ConnectTarget
+from .opening import EngineOptions, HandshakeSpec, Opened, open_connection
+from .reader import Outcome, ReadLoop
+from .sink import EngineSink
+from .writer import Writer
+
+logger = logging.getLogger("syncws")
+
+__all__ = ["Engine"]
+
+_ids = itertools.count(1)  # next() on a count is atomic under the GIL
+
+
+class Engine:
+    """One connection's threads and I/O state. Built by the API layer, which owns the sink."""
+
+    def __init__(
+        self,
+        target: ConnectTarget,
+        handshake: HandshakeSpec,
+        options: EngineOptions,
+        sink: EngineSink,
+        *,
+        label: str = "",
+    ) -> None:
+        self.target = target
+        self.handshake = handshake
+        self.options = options
+        self.sink = sink
+        self.id = next(_ids)
+        self.label = label or f"{target.host}:{target.port}"
+        #: Frame-level logging, decided once per connection so the hot path pays nothing.
+        self.debug = logger.isEnabledFor(logging.DEBUG)
+        self.lock = threading.Lock()
+        self._cond = threading.Condition(self.lock)
+        self.writer: Writer = _NotOpen()
+        self._loop: Optional[ReadLoop] = None
+        self._connection: Optional[ClientConnection] = None
+        self._stream: Optional[Stream] = None
+        self._sockets: List[socket.socket] = []
+        #: The first error that ended the connection (reported by the error event).
+        self.error: Optional[BaseException] = None
+        self.close_requested = False
+        #: When close_timeout ends a requested close (None: no close, or no timeout).
+        self.close_deadline: Optional[float] = None
+        self._discarded = 0
+        self._finished = threading.Event()
+
+    # -- API-facing calls (any thread) -----------------------------------------------------
+
+    def start(self) -> None:
+        thread = threading.Thread(target=self._run, name=f"syncws-reader-{self.id}", daemon=True)
+        thread.start()
+
+    @property
+    def buffered_amount(self) -> int:
+        return self.writer.unwritten + self._discarded
+
+    @property
+    def unwritten(self) -> int:
+        """Application bytes accepted by :meth:`send` and not yet handed to the OS."""
+        return self.writer.unwritten
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    @property
+    def latency(self) -> Optional[float]:
+        loop = self._loop
+        return loop.keepalive.latency if loop is not None else None
+
+    def watch_drain(self) -> None:
+        """Have ``sink.drained()`` called once every accepted byte was written."""
+        self.writer.watch_drain = True
+
+    def send(self, payload: Union[bytes, Blob], text: bool, app_bytes: int) -> None:
+        """Queue one message; only valid once ``on_open`` was reported and before close."""
+        with self.lock:
+            connection = self._connection
+            if connection is None or self._finishing or not connection.accepting_messages:
+                self._discarded += app_bytes
+                return
+            self.writer.send_message(payload, text, app_bytes)
+
+    def discard(self, app_bytes: int) -> None:
+        """Count bytes ``send()`` accepted while CLOSING/CLOSED (they grow buffered_amount)."""
+        with self.lock:
+            self._discarded += app_bytes
+
+    def close(self, code: Optional[int], reason: str) -> None:
+        """Start the closing handshake; the connection ends within ``close_timeout``."""
+        with self.lock:
+            if self.close_requested:
+                return
+            self.close_requested = True
+            connection = self._connection
+            if connection is None:
+                # Not open yet: there is nothing to hand-shake with, so fail the attempt.
+                self._abort_locked(ConnectionAbortedError("closed before the connection opened"))
+            else:
+                timeout = self.options.close_timeout
+                if timeout is not None:
+                    self.close_deadline = time.monotonic() + timeout
+                frames = connection.send_close(code, reason)
+                if frames:
+                    self.writer.send_control(frames)
+        self.sink.wake()
+
+    def abort(self, error: BaseException) -> None:
+        """Fail the connection now (no closing handshake); ``error`` is reported."""
+        with self.lock:
+            self._abort_locked(error)
+        self.sink.wake()
+
+    def set_error(self, error: BaseException) -> None:
+        """Record what ended the connection; the first error wins."""
+        with self.lock:
+            if self.error is None:
+                self.error = error
+
+    def flush(self, timeout: Optional[float], *, control: bool = False) -> bool:
+        """Wait until every accepted byte was written, or the connection ended.
+
+        With ``control``, also until queued control frames (a Close) reached the OS.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return self.writer.flush(deadline, self._finished.is_set, control=control)
+
+    def log_message(self, direction: str, data: Any, text: Optional[bool] = None,
+                    frames: Any = None) -> None:
+        """Frame-level DEBUG line for one message (only called when ``debug``)."""
+        kind = "text" if (isinstance(data, str) if text is None else text) else "binary"
+        size = len(data)
+        head = bytes(data[:24]) if not isinstance(data, str) else data[:24].encode("utf-8", "replace")
+        wire = f", {sum(len(b) for b in frames)} bytes framed" if frames else ""
+        logger.debug("%s %s %s message, %d bytes%s: %r%s", self.label, direction, kind, size,
+                     wire, head, "…" if size > 24 else "")
+
+    # -- internals ------------------------------------------------------------------------
+
+    @property
+    def _finishing(self) -> bool:
+        return self.error is not None or self._finished.is_set()
+
+    def _abort_locked(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self._shutdown_sockets()
+
+    def _shutdown_sockets(self) -> None:
+        stream = self._stream
+        if stream is not None:
+            stream.shutdown()
+        for sock in self._sockets:
+            _shutdown(sock)
+
+    def _on_socket(self, sock: socket.socket) -> None:
+        with self.lock:
+            self._sockets.append(sock)
+            if self.error is not None:
+                _shutdown(sock)
+
+    def _on_stream(self, stream: Stream) -> None:
+        with self.lock:
+            self._stream = stream
+            if self.error is not None:
+                stream.shutdown()
+
+    def _write_failed(self, exc: OSError) -> None:
+        with self.lock:
+            if self.error is None and not self._finished.is_set():
+                logger.debug("connection %s: write failed: %r", self.label, exc)
+                error = ConnectionFailed(f"write to {self.label} failed: {exc}")
+                error.__cause__ = exc
+                self.error = error
+            self._shutdown_sockets()
+
+    # -- the reader thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            outcome = self._open_and_read()
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a close event
+            # Once aborted, whatever the reader hits next is a consequence, not the cause.
+            error = self.error if self.error is not None else exc
+            logger.debug("connection %s failed: %r", self.label, exc)
+            outcome = Outcome(1006, "", False, error)
+        self._finish(outcome)
+
+    def _open_and_read(self) -> Outcome:
+        opened = open_connection(
+            self.target,
+            self.handshake,
+            self.options,
+            label=self.label,
+            cancelled=lambda: self.error is not None,
+            on_socket=self._on_socket,
+            on_stream=self._on_stream,
+        )
+        if not self._install(opened):
+            return Outcome(1006, "", False, self.error)
+        logger.debug("connection %s open (protocol %r, extensions %r)",
+                     self.label, opened.protocol, opened.extensions)
+        self.sink.on_open(opened.protocol, opened.extensions, opened.response)
+        assert self._loop is not None
+        return self._loop.run(opened.leftover)
+
+    def _install(self, opened: Opened) -> bool:
+        """Make the opened connection the engine's; False if it was aborted meanwhile."""
+        stream = opened.stream
+        writer = Writer(
+            stream,
+            opened.connection,
+            self._cond,
+            name=f"syncws-writer-{self.id}",
+            on_failed=self._write_failed,
+            on_drained=self.sink.drained,
+            log_message=(lambda data, text, frames: self.log_message(">", data, text, frames))
+            if self.debug else None,
+        )
+        with self.lock:
+            if self.error is not None:
+                return False
+            self.writer = writer
+            self._connection = opened.connection
+            self._loop = ReadLoop(self, stream, opened.connection)
+            # Every TLS layer (two with an https:// proxy) hands its own output to the writer.
+            layer: Optional[Stream] = stream
+            while layer is not None:
+                if isinstance(layer, TLSStream):
+                    layer.output_waker = writer.wake
+                layer = getattr(layer, "inner", None)
+        return True
+
+    def _finish(self, outcome: Outcome) -> None:
+        writer = self.writer
+        # Give the writer a moment to send what the protocol owes (a Close frame).
+        writer.stop(1.0 if outcome.error is None else 0.5)
+        with self.lock:
+            self._finished.set()
+            self._shutdown_sockets()
+        writer.join()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        code, reason, was_clean, error = outcome
+        if error is not None and not isinstance(error, (WebSocketError, OSError)):
+            logger.debug("connection %s: unexpected error", self.label, exc_info=error)
+        logger.debug(
+            "connection %s closed: code %d, clean %s, error %r", self.label, code, was_clean, error
+        )
+        with self._cond:
+            self._cond.notify_all()
+        self.sink.on_closed(code, reason, was_clean, error)
+
+
+class _NotOpen(Writer):
+    """The writer of a connection that is not open (yet): nothing accepted, nothing written."""
+
+    def __init__(self) -> None:  # noqa: D107 - no stream: every method below is a no-op
+        self.accepted = self.written = 0
+        self.watch_drain = False
+
+    def flush(self, deadline: Optional[float], finished: Any, *, control: bool) -> bool:
+        return True
+
+    def stop(self, timeout: float) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

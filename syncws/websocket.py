@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import atexit
 import base64
-import enum
 import http.cookiejar
 import logging
-import queue as _queue
 import socket
 import ssl as _ssl
 import threading
@@ -25,7 +23,6 @@ from typing import (
     Iterator,
     List,
     Mapping,
-    NoReturn,
     Optional,
     Sequence,
     Tuple,
@@ -45,6 +42,8 @@ from .errors import (
     InvalidStateError,
 )
 from .events import CloseEvent, ErrorEvent, Event, EventHandlerAttribute, EventTarget, MessageEvent
+from .inbox import Inbox
+from .state import Ending, ReadyState, SocketState
 from .executors import as_post
 from .protocol.handshake import PROTOCOL_OWNED_HEADERS, Response, check_header_field
 from .text import usv_utf8
@@ -63,13 +62,6 @@ DEFAULT_MAX_BUFFERED_AMOUNT = 64 * 1024 * 1024
 DEFAULT_MAX_QUEUE = 32
 
 _DEFAULT_USER_AGENT = f"syncws/{__version__}"
-
-
-class ReadyState(enum.IntEnum):
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
 
 
 CONNECTING = ReadyState.CONNECTING
@@ -173,12 +165,14 @@ class _Sink(EngineSink):
     as long as its connection runs.
     """
 
-    def __init__(self, ws: "WebSocket", dispatcher: Dispatcher, inbox: Optional["_Inbox"]) -> None:
+    def __init__(
+        self, ws: "WebSocket", state: SocketState, dispatcher: Dispatcher, inbox: Optional[Inbox]
+    ) -> None:
         self._ref = weakref.ref(ws)
         self.strong: Optional[WebSocket] = None
+        self.state = state
         self.dispatcher = dispatcher
         self.inbox = inbox
-        self.closing = False  # close() was called: undelivered messages are dropped
 
     def drained(self) -> None:
         ws = self._ref()
@@ -193,8 +187,8 @@ class _Sink(EngineSink):
         self.dispatcher.put(lambda: ws._deliver_open(protocol, extensions))
 
     def on_messages(self, messages: List[Union[str, bytes]]) -> None:
-        if self.closing:
-            return
+        if self.state.close_requested:
+            return  # the standard drops what was not delivered before close()
         ws = self._ref()
         if ws is None:
             return
@@ -206,16 +200,17 @@ class _Sink(EngineSink):
                 return
         self.dispatcher.put(lambda: ws._deliver_messages(messages), weight=len(messages))
 
-    def on_closed(self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]) -> None:
+    def on_closed(self, ending: Ending) -> None:
         if self.inbox is not None:
-            self.inbox.close(ConnectionClosed(code, reason, was_clean), error, local=self.closing)
+            self.inbox.end()
         ws = self._ref()
         if ws is None:
             self.dispatcher.put(lambda: None, final=True)  # ends the dispatcher's thread
             return
+        error = ending.error
         if error is not None:
             self.dispatcher.put(lambda: ws._deliver_error(error))
-        self.dispatcher.put(lambda: ws._deliver_close(code, reason, was_clean), final=True)
+        self.dispatcher.put(lambda: ws._deliver_close(ending), final=True)
 
     def wait_for_room(self) -> bool:
         waited = self.dispatcher.wait_for_room()
@@ -232,92 +227,12 @@ class _Sink(EngineSink):
             self.inbox.wake()
 
 
-class _Inbox:
-    """Messages kept for ``recv()`` on sockets made by :func:`connect` (bounded by max_queue).
-
-    A ``SimpleQueue`` carries them: its blocking ``get`` is woken in C, the cheapest hand-off
-    from the reader thread to the caller of ``recv()``. The condition is only for the reader
-    waiting for room (inbound flow control).
-    """
-
-    _CLOSED = object()
-
-    def __init__(self, max_queue: Optional[int]) -> None:
-        self._queue: "_queue.SimpleQueue[Any]" = _queue.SimpleQueue()
-        self._cond = threading.Condition(threading.Lock())
-        self._max = max_queue
-        self._room_waiters = 0
-        self._woken = False
-        #: How the connection ended (set once, before the end marker is queued).
-        self.closed: Optional[ConnectionClosed] = None
-        self.error: Optional[BaseException] = None
-        self.local = False  # this side called close()
-
-    def put(self, data: Union[str, bytes]) -> None:
-        self._queue.put(data)
-
-    def close(self, closed: ConnectionClosed, error: Optional[BaseException], *, local: bool) -> None:
-        self.closed = closed
-        self.error = error
-        self.local = local
-        self._queue.put(self._CLOSED)
-
-    @property
-    def ended_normally(self) -> bool:
-        """Whether iteration ends quietly: this side closed, or the server closed cleanly
-        with 1000, 1001 or no code; anything else is a lost connection or an error."""
-        closed = self.closed
-        if closed is None:
-            return False
-        return self.local or (closed.was_clean and closed.code in (1000, 1001, 1005))
-
-    def _raise_closed(self) -> NoReturn:
-        # A fresh exception each time: raising one object again would grow its traceback.
-        closed = self.closed
-        assert closed is not None
-        raise ConnectionClosed(closed.code, closed.reason, closed.was_clean) from self.error
-
-    def wake(self) -> None:
-        with self._cond:
-            self._woken = True
-            self._cond.notify_all()
-
-    def wait_for_room(self) -> bool:
-        """Block the reader while ``max_queue`` messages wait for recv(); True if it did."""
-        limit = self._max
-        if limit is None or self._queue.qsize() < limit:
-            return False
-        with self._cond:
-            self._room_waiters += 1
-            try:
-                while self._queue.qsize() >= limit and not self._woken:
-                    self._cond.wait()
-            finally:
-                self._room_waiters -= 1
-        return True
-
-    def get(self, timeout: Optional[float]) -> Union[str, bytes]:
-        try:
-            item = self._queue.get(timeout=timeout)
-        except _queue.Empty:
-            raise TimeoutError("no message within the timeout") from None
-        if item is self._CLOSED:
-            self._queue.put(item)  # every later recv() raises too
-            self._raise_closed()
-        if self._room_waiters:
-            with self._cond:
-                self._cond.notify_all()
-        return item  # type: ignore[no-any-return]
-
-
 _live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def _close_all_at_exit() -> None:
     """The standard's "document goes away": open sockets close with 1001 at interpreter exit."""
-    engines = [engine for engine in list(_live_engines) if not engine.finished]
-    for engine in engines:
-        engine.close(1001, "")
+    engines = [engine for engine in list(_live_engines) if _close_engine(engine, 1001)]
     deadline = time.monotonic() + 1.0  # one bound for all: exit must not wait per socket
     for engine in engines:
         engine.flush(max(0.0, deadline - time.monotonic()), control=True)
@@ -326,10 +241,17 @@ def _close_all_at_exit() -> None:
 atexit.register(_close_all_at_exit)
 
 
+def _close_engine(engine: Engine, code: Optional[int]) -> bool:
+    """Close a socket's connection without its WebSocket object; False if already closing."""
+    if engine.state.request_close() not in (ReadyState.CONNECTING, ReadyState.OPEN):
+        return False
+    engine.close(code, "")
+    return True
+
+
 def _close_on_collect(engine: Engine) -> None:
     # The standard: an open socket that is garbage collected sends a Close with no body.
-    if not engine.finished:
-        engine.close(None, "")
+    _close_engine(engine, None)
 
 
 class WebSocket(EventTarget):
@@ -374,6 +296,7 @@ class WebSocket(EventTarget):
         sock: Optional[socket.socket] = None,
     ) -> None:
         super().__init__()
+        self._socket_state = SocketState()  # the one owner of "is it closed, and how?"
         self._sink: Optional[_Sink] = None  # set by connect(); _listeners_changed() reads it
         self._lifetime_lock = threading.Lock()
         self._warned_send_after_close = False
@@ -416,17 +339,11 @@ class WebSocket(EventTarget):
                 setattr(self, name, handler)
 
         self._cookies = cookies
-        self._lock = threading.Lock()
-        self._state = ReadyState.CONNECTING
+        self._lock = threading.Lock()  # connect() and close() against each other
         self._protocol = ""
         self._extensions = ""
         self._discarded_before_engine = 0
-        self._closed_event = threading.Event()
-        self._opened_event = threading.Event()  # open delivered, or the attempt ended
-        self._was_opened = False
-        self._close_info: Optional[CloseEvent] = None
-        self._error: Optional[BaseException] = None
-        self._inbox: Optional[_Inbox] = None
+        self._inbox: Optional[Inbox] = None
         self._dispatcher = Dispatcher(post, name=f"syncws-dispatch-{id(self):x}", max_queue=max_queue)
         self._max_queue = max_queue
 
@@ -519,7 +436,7 @@ class WebSocket(EventTarget):
 
     @property
     def ready_state(self) -> ReadyState:
-        return self._state
+        return self._socket_state.ready_state
 
     readyState = ready_state
 
@@ -567,11 +484,12 @@ class WebSocket(EventTarget):
     def connect(self) -> None:
         """Start connecting (only for sockets built with ``connect=False``)."""
         with self._lock:
-            if self._engine is not None or self._state is not ReadyState.CONNECTING:
+            state = self._socket_state
+            if self._engine is not None or state.ready_state is not ReadyState.CONNECTING:
                 raise InvalidStateError("connect() was already called or the socket is closed")
             target, spec, options = self._engine_args
-            sink = _Sink(self, self._dispatcher, self._inbox)
-            engine = Engine(target, spec, options, sink, label=self._parsed.redacted)
+            sink = _Sink(self, state, self._dispatcher, self._inbox)
+            engine = Engine(target, spec, options, sink, state, label=self._parsed.redacted)
             self._engine = engine
             self._sink = sink
         _live_engines.add(engine)
@@ -593,7 +511,8 @@ class WebSocket(EventTarget):
         if sink is None:
             return  # not connecting: nothing can happen that a listener would hear
         with self._lifetime_lock:
-            heard = any(self._has_listeners(kind) for kind in _HEARD_IN[self._state])
+            state = self._socket_state.ready_state
+            heard = any(self._has_listeners(kind) for kind in _HEARD_IN[state])
             engine = self._engine
             unwritten = engine is not None and engine.unwritten > 0
             sink.strong = self if heard or unwritten else None
@@ -601,7 +520,7 @@ class WebSocket(EventTarget):
     def send(self, data: Union[str, bytes, bytearray, memoryview, Blob]) -> None:
         """Queue a message (str → text, bytes-like or Blob → binary); never blocks."""
         payload, text, size = _to_payload(data)
-        state = self._state
+        state = self._socket_state.ready_state
         if state is ReadyState.CONNECTING:
             raise InvalidStateError("send() while the WebSocket is still CONNECTING")
         engine = self._engine
@@ -663,20 +582,18 @@ class WebSocket(EventTarget):
             if code is None:
                 code = 1000
         with self._lock:
-            state = self._state
+            state = self._socket_state.request_close()
             if state in (ReadyState.CLOSING, ReadyState.CLOSED):
                 return
-            self._state = ReadyState.CLOSING
-            sink = self._sink
-            if sink is not None:
-                sink.closing = True
             engine = self._engine
         self._update_lifetime()
         if state is ReadyState.CONNECTING:
             error = ConnectionAbortedError("close() was called before the connection was established")
             if engine is None:
+                ending = Ending(1006, "", False, error)
+                self._socket_state.record_ending(ending)
                 self._dispatcher.put(lambda: self._deliver_error(error))
-                self._dispatcher.put(lambda: self._deliver_close(1006, "", False), final=True)
+                self._dispatcher.put(lambda: self._deliver_close(ending), final=True)
             else:
                 engine.abort(error)
             return
@@ -690,7 +607,7 @@ class WebSocket(EventTarget):
         would wait for itself, so it raises ``InvalidStateError`` at once instead.
         """
         self._check_not_in_handler("wait")
-        return self._closed_event.wait(timeout)
+        return self._socket_state.closed.wait(timeout)
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Block until ``buffered_amount`` drained (to 0, or to what is left once closed).
@@ -733,7 +650,7 @@ class WebSocket(EventTarget):
             try:
                 data = inbox.get(None)
             except ConnectionClosed:
-                if inbox.ended_normally:
+                if self._socket_state.ended_normally:
                     return
                 raise
             yield data
@@ -745,29 +662,29 @@ class WebSocket(EventTarget):
         self.close(1000)
         timeout = self._engine_args[2].close_timeout
         if self._dispatcher.running_thread != threading.get_ident():
-            self._closed_event.wait(None if timeout is None else timeout + 1.0)
+            self._socket_state.closed.wait(None if timeout is None else timeout + 1.0)
 
     def __repr__(self) -> str:
-        return f"<syncws.WebSocket {self._parsed.redacted} {self._state.name}>"
+        return f"<syncws.WebSocket {self._parsed.redacted} {self.ready_state.name}>"
 
     # -- delivery (runs on the executor, one task at a time) --------------------------------
 
     def _deliver_open(self, protocol: str, extensions: str) -> None:
-        with self._lock:
-            if self._state is not ReadyState.CONNECTING:
-                return  # close() came first: the standard never fires open after that
-            self._state = ReadyState.OPEN
-            self._protocol = protocol
-            self._extensions = extensions
-            self._was_opened = True
+        state = self._socket_state
+        if state.ready_state is not ReadyState.CONNECTING:
+            return  # close() came first: the standard never fires open after that
+        self._protocol = protocol  # before OPEN: connect() returns as soon as it is OPEN
+        self._extensions = extensions
+        if not state.open_delivered():
+            return
         self._update_lifetime()
-        self._opened_event.set()
         self.dispatch_event(Event("open"))
 
     def _deliver_messages(self, messages: List[Union[str, bytes]]) -> None:
         origin = self._origin
+        state = self._socket_state
         for data in messages:
-            if self._state is not ReadyState.OPEN:
+            if state.ready_state is not ReadyState.OPEN:
                 return  # close() was called: the standard drops what was not delivered yet
             payload: object = data
             if data.__class__ is bytes and self._binary_type == "blob":
@@ -775,23 +692,19 @@ class WebSocket(EventTarget):
             self.dispatch_event(MessageEvent("message", data=payload, origin=origin))
 
     def _deliver_error(self, error: BaseException) -> None:
-        with self._lock:
-            self._state = ReadyState.CLOSED
-        self._error = error
+        self._socket_state.end_delivered()
         message = str(error) or type(error).__name__
         self.dispatch_event(ErrorEvent("error", error=error, message=message))
 
-    def _deliver_close(self, code: int, reason: str, was_clean: bool) -> None:
-        with self._lock:
-            self._state = ReadyState.CLOSED
-        event = CloseEvent("close", was_clean=was_clean, code=code, reason=reason)
-        self._close_info = event
-        self._opened_event.set()
+    def _deliver_close(self, ending: Ending) -> None:
+        state = self._socket_state
+        state.end_delivered()
+        event = CloseEvent("close", was_clean=ending.was_clean, code=ending.code, reason=ending.reason)
         try:
             self.dispatch_event(event)
         finally:
             self._update_lifetime()  # CLOSED: nothing more can be heard
-            self._closed_event.set()
+            state.close_delivered()
 
 
 def _refuse_extensions(values: List[str]) -> None:
@@ -852,15 +765,16 @@ def connect(
         raise TypeError("connect() does not take a 'connect' option")
     options.setdefault("open_timeout", timeout)
     ws = WebSocket(url, protocols, connect=False, **options)
-    ws._inbox = _Inbox(ws._max_queue)
+    state = ws._socket_state
+    ws._inbox = Inbox(state, ws._max_queue)
     ws.connect()
-    if not ws._opened_event.wait(timeout):
+    if not state.settled.wait(timeout):
         ws.close()
         raise TimeoutError(f"timed out after {timeout} s opening {ws._parsed.redacted}")
-    if ws._was_opened:
+    if state.was_opened:
         return ws
-    error = ws._error
-    if error is not None:
-        raise error
-    info = ws._close_info
-    raise ConnectionClosed(info.code if info else 1006, info.reason if info else "", False)
+    ending = state.ending
+    if ending is not None and ending.error is not None:
+        raise ending.error
+    code, reason = (ending.code, ending.reason) if ending is not None else (1006, "")
+    raise ConnectionClosed(code, reason, False)

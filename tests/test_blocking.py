@@ -245,7 +245,7 @@ def test_context_manager_waits_at_most_close_timeout(ws_server_factory) -> None:
 
 def test_context_manager_on_a_plain_websocket(ws_server) -> None:
     events: List[str] = []
-    with WebSocket(ws_server.url, onopen=lambda e: ws.send("hi"), onmessage=lambda e: ws.close(), **OPTS) as ws:
+    with WebSocket(ws_server.url, onopen=lambda e: e.target.send("hi"), onmessage=lambda e: e.target.close(), **OPTS) as ws:
         ws.add_event_listener("close", lambda e: events.append("close"))
     # Exiting closes at once (while CONNECTING, probably) and waits for the close event.
     assert ws.ready_state is ReadyState.CLOSED and events == ["close"]
@@ -309,9 +309,9 @@ def test_wait_from_a_handler_of_another_socket_works(ws_server) -> None:
     def onmessage(event: Any) -> None:
         first.close()
         results.append(first.wait(TIMEOUT))
-        second.close()
+        event.target.close()
 
-    second = WebSocket(ws_server.url, onopen=lambda e: second.send("go"), onmessage=onmessage, **OPTS)
+    second = WebSocket(ws_server.url, onopen=lambda e: e.target.send("go"), onmessage=onmessage, **OPTS)
     assert second.wait(TIMEOUT)
     assert results == [True]
 

@@ -27,6 +27,7 @@ from typing import Any, List, Optional, Union
 from ..blob import Blob
 from ..errors import ConnectionFailed, WebSocketError
 from ..protocol.connection import ClientConnection
+from ..state import Ending, SocketState
 from ..streams import Stream, TLSStream
 from ..transport import ConnectTarget
 from .opening import EngineOptions, HandshakeSpec, Opened, open_connection
@@ -50,6 +51,7 @@ class Engine:
         handshake: HandshakeSpec,
         options: EngineOptions,
         sink: EngineSink,
+        state: SocketState,
         *,
         label: str = "",
     ) -> None:
@@ -57,6 +59,8 @@ class Engine:
         self.handshake = handshake
         self.options = options
         self.sink = sink
+        #: The socket's state, which the engine reads and reports to (it keeps no copy).
+        self.state = state
         self.id = next(_ids)
         self.label = label or f"{target.host}:{target.port}"
         #: Frame-level logging, decided once per connection so the hot path pays nothing.
@@ -68,13 +72,9 @@ class Engine:
         self._connection: Optional[ClientConnection] = None
         self._stream: Optional[Stream] = None
         self._sockets: List[socket.socket] = []
-        #: The first error that ended the connection (reported by the error event).
-        self.error: Optional[BaseException] = None
-        self.close_requested = False
         #: When close_timeout ends a requested close (None: no close, or no timeout).
         self.close_deadline: Optional[float] = None
         self._discarded = 0
-        self._finished = threading.Event()
 
     # -- API-facing calls (any thread) -----------------------------------------------------
 
@@ -93,7 +93,17 @@ class Engine:
 
     @property
     def finished(self) -> bool:
-        return self._finished.is_set()
+        """Whether the connection has ended (its ending is recorded)."""
+        return self.state.ending is not None
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        """The first error that ended (or is ending) the connection."""
+        return self.state.error
+
+    @property
+    def close_requested(self) -> bool:
+        return self.state.close_requested
 
     @property
     def latency(self) -> Optional[float]:
@@ -119,11 +129,10 @@ class Engine:
             self._discarded += app_bytes
 
     def close(self, code: Optional[int], reason: str) -> None:
-        """Start the closing handshake; the connection ends within ``close_timeout``."""
+        """Start the closing handshake; the connection ends within ``close_timeout``.
+
+        Called once, after the socket's state moved to CLOSING."""
         with self.lock:
-            if self.close_requested:
-                return
-            self.close_requested = True
             connection = self._connection
             if connection is None:
                 # Not open yet: there is nothing to hand-shake with, so fail the attempt.
@@ -145,9 +154,7 @@ class Engine:
 
     def set_error(self, error: BaseException) -> None:
         """Record what ended the connection; the first error wins."""
-        with self.lock:
-            if self.error is None:
-                self.error = error
+        self.state.record_error(error)
 
     def flush(self, timeout: Optional[float], *, control: bool = False) -> bool:
         """Wait until every accepted byte was written, or the connection ended.
@@ -155,7 +162,7 @@ class Engine:
         With ``control``, also until queued control frames (a Close) reached the OS.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        return self.writer.flush(deadline, self._finished.is_set, control=control)
+        return self.writer.flush(deadline, lambda: self.finished, control=control)
 
     def log_message(self, direction: str, data: Any, text: Optional[bool] = None,
                     frames: Any = None) -> None:
@@ -171,11 +178,10 @@ class Engine:
 
     @property
     def _finishing(self) -> bool:
-        return self.error is not None or self._finished.is_set()
+        return self.error is not None or self.finished
 
     def _abort_locked(self, error: BaseException) -> None:
-        if self.error is None:
-            self.error = error
+        self.state.record_error(error)
         self._shutdown_sockets()
 
     def _shutdown_sockets(self) -> None:
@@ -199,11 +205,11 @@ class Engine:
 
     def _write_failed(self, exc: OSError) -> None:
         with self.lock:
-            if self.error is None and not self._finished.is_set():
+            if self.error is None and not self.finished:
                 logger.debug("connection %s: write failed: %r", self.label, exc)
                 error = ConnectionFailed(f"write to {self.label} failed: {exc}")
                 error.__cause__ = exc
-                self.error = error
+                self.state.record_error(error)
             self._shutdown_sockets()
 
     # -- the reader thread ----------------------------------------------------------------
@@ -264,11 +270,15 @@ class Engine:
         return True
 
     def _finish(self, outcome: Outcome) -> None:
+        code, reason, was_clean, error = outcome
+        ending = Ending(code, reason, was_clean, error)
+        # Recorded first: from now on nothing is accepted, and a write failing because of
+        # the shutdown below is a consequence, not an error to report.
+        self.state.record_ending(ending)
         writer = self.writer
         # Give the writer a moment to send what the protocol owes (a Close frame).
-        writer.stop(1.0 if outcome.error is None else 0.5)
+        writer.stop(1.0 if error is None else 0.5)
         with self.lock:
-            self._finished.set()
             self._shutdown_sockets()
         writer.join()
         stream = self._stream
@@ -279,15 +289,14 @@ class Engine:
                 sock.close()
             except OSError:
                 pass
-        code, reason, was_clean, error = outcome
         if error is not None and not isinstance(error, (WebSocketError, OSError)):
             logger.debug("connection %s: unexpected error", self.label, exc_info=error)
         logger.debug(
             "connection %s closed: code %d, clean %s, error %r", self.label, code, was_clean, error
         )
         with self._cond:
-            self._cond.notify_all()
-        self.sink.on_closed(code, reason, was_clean, error)
+            self._cond.notify_all()  # flush() waiters: the connection has ended
+        self.sink.on_closed(ending)
 
 
 class _NotOpen(Writer):

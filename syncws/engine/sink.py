@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Union
+from typing import List, Union
 
 from ..protocol.handshake import Response
+from ..state import Ending
 
 __all__ = ["EngineSink"]
 
@@ -23,10 +24,9 @@ class EngineSink:
         """The messages of one read, in order (handed over together: one hand-off, not many)."""
         raise NotImplementedError
 
-    def on_closed(
-        self, code: int, reason: str, was_clean: bool, error: Optional[BaseException]
-    ) -> None:
-        """The connection ended; called exactly once, last."""
+    def on_closed(self, ending: Ending) -> None:
+        """The connection ended (``ending`` is also recorded in the socket's state); called
+        exactly once, last."""
         raise NotImplementedError
 
     def wait_for_room(self) -> bool:

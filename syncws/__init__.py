@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .blob import Blob
 from .errors import (
@@ -14,7 +14,6 @@ from .errors import (
     ConnectionFailed,
     DOMException,
     DOMSyntaxError,
-    ExtensionError,
     HandshakeError,
     InvalidAccessError,
     InvalidStateError,
@@ -29,6 +28,7 @@ from .events import CloseEvent, ErrorEvent, Event, EventTarget, MessageEvent
 from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, ReadyState, WebSocket, connect
 
 __all__ = [
+    "__version__",
     "WebSocket",
     "connect",
     "ReadyState",
@@ -53,7 +53,6 @@ __all__ = [
     "ProtocolError",
     "PayloadError",
     "MessageTooBig",
-    "ExtensionError",
     "KeepaliveTimeout",
     "BufferFull",
     "ProxyError",

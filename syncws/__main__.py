@@ -16,7 +16,7 @@ import threading
 import time
 from typing import List, Optional, Sequence
 
-from . import __version__
+from ._version import __version__
 from .blob import Blob
 from .events import CloseEvent, ErrorEvent, Event, MessageEvent
 from .websocket import WebSocket

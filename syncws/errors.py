@@ -20,7 +20,6 @@ __all__ = [
     "ProtocolError",
     "PayloadError",
     "MessageTooBig",
-    "ExtensionError",
     "KeepaliveTimeout",
     "ConnectionFailed",
     "BufferFull",
@@ -128,11 +127,6 @@ class MessageTooBig(ProtocolError):
 
     close_code = 1009
 
-
-class ExtensionError(ProtocolError):
-    """Extension negotiation failed (close code 1010)."""
-
-    close_code = 1010
 
 
 class KeepaliveTimeout(WebSocketError, TimeoutError):

@@ -67,12 +67,6 @@ def _set(event: Event, **values: Any) -> None:
         _osa(event, name, value)
 
 
-def _set_target(event: Event, target: Optional[object]) -> None:
-    """Set ``event.target`` and ``event.current_target`` (for dispatchers only)."""
-    _osa(event, "target", target)
-    _osa(event, "current_target", target)
-
-
 def _check_str(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {value.__class__.__name__}")

@@ -29,7 +29,7 @@ from typing import (
     Union,
 )
 
-from . import __version__
+from ._version import __version__
 from .blob import Blob
 from .dispatch import Dispatcher
 from .engine import Engine, EngineOptions, EngineSink, HandshakeSpec

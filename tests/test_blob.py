@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import gc
-import io
 import pickle
 import sys
-import tempfile
-import threading
 from array import array
 
 import pytest
@@ -228,85 +224,3 @@ def test_blob_from_one_blob_shares_contents() -> None:
     outer = Blob([inner], type="x/y")
     assert outer == inner
     assert outer.type == "x/y"
-
-
-# --- spooled (file-backed) blobs ----------------------------------------------------------
-
-def _spooled(data: bytes, max_size: int = 0) -> tempfile.SpooledTemporaryFile:
-    spool = tempfile.SpooledTemporaryFile(max_size=max_size)
-    spool.write(data)
-    return spool
-
-
-@pytest.mark.parametrize(
-    "make_file",
-    [
-        lambda data: _spooled(data, max_size=1 << 20),  # still in memory
-        lambda data: _spooled(data, max_size=1),  # rolled over to disk
-        lambda data: _write(tempfile.TemporaryFile(), data),  # a real file: os.pread path
-        lambda data: _write(io.BytesIO(), data),  # no file descriptor: seek+read path
-    ],
-    ids=["spooled-memory", "spooled-disk", "tempfile", "bytesio"],
-)
-def test_file_backed_blob_has_the_same_interface(make_file) -> None:  # type: ignore[no-untyped-def]
-    data = bytes(range(256)) * 600  # 153600 bytes, more than two stream chunks
-    blob = Blob._from_file(make_file(data), len(data), "Application/X")
-    assert blob.size == len(data)
-    assert blob.type == "application/x"
-    assert blob.bytes() == data
-    assert bytes(blob) == data
-    assert b"".join(blob.stream()) == data
-    assert blob.slice(-10).bytes() == data[-10:]
-    assert blob.slice(1000, 2000).slice(10, 20).bytes() == data[1010:1020]
-    assert blob == Blob([data])
-    assert blob == data
-    assert hash(blob) == hash(data)
-    assert "spooled" in repr(blob)
-    # Reading never changes the contents (and leaves no position behind).
-    assert blob.bytes() == data
-    # A Blob built from one spooled Blob shares the file; from several, copies.
-    assert Blob([blob]) == data
-    assert Blob([blob, b"!"]).bytes() == data + b"!"
-
-
-def _write(fileobj, data: bytes):  # type: ignore[no-untyped-def]
-    fileobj.write(data)
-    return fileobj
-
-
-def test_file_backed_blob_offset_and_default_size() -> None:
-    blob = Blob._from_file(_write(tempfile.TemporaryFile(), b"headerBODY"), offset=6)
-    assert blob.bytes() == b"BODY"
-    with pytest.raises(ValueError):
-        Blob._from_file(_write(io.BytesIO(), b"abc"), 4)
-
-
-def test_file_backed_blob_concurrent_reads() -> None:
-    data = bytes(range(256)) * 4096  # 1 MiB
-    blob = Blob._from_file(_spooled(data, max_size=1 << 30), len(data))
-    slices = [blob.slice(i * 1000, i * 1000 + 5000) for i in range(16)]
-    errors = []
-
-    def reader(index: int) -> None:
-        for _ in range(50):
-            if slices[index].bytes() != data[index * 1000 : index * 1000 + 5000]:
-                errors.append(index)
-
-    threads = [threading.Thread(target=reader, args=(i,)) for i in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-
-
-def test_file_is_closed_when_the_last_blob_goes() -> None:
-    fileobj = _write(tempfile.TemporaryFile(), b"abcdef")
-    blob = Blob._from_file(fileobj)
-    part = blob.slice(2)
-    del blob
-    assert not fileobj.closed  # the slice still uses it
-    assert part.bytes() == b"cdef"
-    del part
-    gc.collect()
-    assert fileobj.closed

@@ -17,7 +17,6 @@ from syncws.events import (
     EventHandlerAttribute,
     EventTarget,
     MessageEvent,
-    _set_target,
 )
 
 
@@ -112,12 +111,6 @@ def test_reprs() -> None:
     text = repr(MessageEvent("message", data="x" * 1000, origin="ws://h"))
     assert text.startswith("<MessageEvent type='message' data='xxx") and len(text) < 200
     assert "ConnectionRefusedError" in repr(ErrorEvent("error", error=ConnectionRefusedError()))
-
-
-def test_set_target_helper() -> None:
-    event = Event("x")
-    _set_target(event, "t")
-    assert event.target == "t" and event.current_target == "t"
 
 
 # --- listener registration and dispatch ------------------------------------------------

@@ -13,7 +13,15 @@ import time
 from typing import TYPE_CHECKING, List, NamedTuple, Optional, Union
 
 from ..errors import ConnectionFailed, KeepaliveTimeout
-from ..protocol.connection import ClientConnection, CloseReceived, Failure, Message, Ping, Pong
+from ..protocol.connection import (
+    ClientConnection,
+    CloseReceived,
+    Event,
+    Failure,
+    Message,
+    Ping,
+    Pong,
+)
 from .keepalive import Keepalive
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,7 +88,7 @@ class ReadLoop:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _read(self, timeout: Optional[float]) -> Optional[list]:
+    def _read(self, timeout: Optional[float]) -> Optional[List[Event]]:
         """One read into the core: its events ([] when the timeout passed), None at the end."""
         engine = self.engine
         connection = self.connection
@@ -108,7 +116,7 @@ class ReadLoop:
             self._view = memoryview(bytearray(n * 2))
         return events
 
-    def _feed(self, data: bytes) -> list:
+    def _feed(self, data: bytes) -> List[Event]:
         with self.engine.lock:
             return self.connection.receive_data(data)
 
@@ -165,7 +173,7 @@ class ReadLoop:
 
     # -- events ---------------------------------------------------------------------------
 
-    def _handle(self, events: list) -> Optional[Outcome]:
+    def _handle(self, events: List[Event]) -> Optional[Outcome]:
         """Hand the events of one read on; the outcome if they end the connection."""
         engine = self.engine
         connection = self.connection
@@ -176,28 +184,36 @@ class ReadLoop:
                 engine.writer.send_control(replies)
         messages: List[Union[str, bytes]] = []
         for event in events:
-            kind = type(event)
-            if kind is Message:
+            if type(event) is Message:
+                data = event.data
                 if engine.debug:
-                    engine.log_message("<", event.data)
-                messages.append(event.data)
+                    engine.log_message("<", data)
+                messages.append(data)
                 continue
-            if messages and (kind is CloseReceived or kind is Failure):
+            if messages and isinstance(event, (CloseReceived, Failure)):
                 engine.sink.on_messages(messages)  # the messages before a Close or an error first
                 messages = []
-            if kind is Pong:
-                self.keepalive.pong(event.payload, _monotonic())
-            elif kind is Ping:
-                logger.debug("connection %s: ping %r", engine.label, event.payload)
-            elif kind is CloseReceived:
-                logger.debug("connection %s: Close %s", engine.label, event)
-                if self._eof_deadline is None:
-                    timeout = engine.options.close_timeout
-                    self._eof_deadline = _monotonic() + (timeout if timeout is not None else 1e9)
-            elif kind is Failure:
-                return self._protocol_error(event.error)
+            outcome = self._control(event)
+            if outcome is not None:
+                return outcome
         if messages:
             engine.sink.on_messages(messages)
+        return None
+
+    def _control(self, event: Event) -> Optional[Outcome]:
+        """A ping, pong, Close or protocol error; the outcome if it ends the connection."""
+        engine = self.engine
+        if isinstance(event, Pong):
+            self.keepalive.pong(event.payload, _monotonic())
+        elif isinstance(event, Ping):
+            logger.debug("connection %s: ping %r", engine.label, event.payload)
+        elif isinstance(event, CloseReceived):
+            logger.debug("connection %s: Close %s", engine.label, event)
+            if self._eof_deadline is None:
+                timeout = engine.options.close_timeout
+                self._eof_deadline = _monotonic() + (timeout if timeout is not None else 1e9)
+        elif isinstance(event, Failure):
+            return self._protocol_error(event.error)
         return None
 
     def _protocol_error(self, error: BaseException) -> Outcome:

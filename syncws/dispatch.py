@@ -1,9 +1,17 @@
 """Ordered event delivery: one queue per WebSocket, handed to the user's executor one task at a time.
 
-Whatever the executor (a dedicated thread, a pool of many workers, the Tk or Qt main loop, or
-the reader thread itself), the events of one socket run one at a time and in order: at most
-one drain task is outstanding, and it runs queued tasks until the queue is empty (or, on a GUI
-loop, until a time slice is used up, when it reschedules itself so the GUI stays responsive).
+Whatever the executor (a pool of many workers, the Tk or Qt main loop, the reader thread
+itself, or, by default, the connection's own two threads), the events of one socket run one at
+a time and in order: at most one drain task is outstanding, and it runs queued tasks until the
+queue is empty (or, on a shared executor, until a time slice is used up, when it reschedules
+itself so others and the GUI stay responsive).
+
+With the default executor (``post=None``) the drain is not handed to another thread: it is
+*deferred* to the thread that queued the event, which the engine has take it right after
+handing the reading role to its other thread (:meth:`Dispatcher.take_deferred`). So a message
+is delivered by the thread that read it, without a thread wake-up on its way, while the other
+thread keeps reading: handlers never run on the thread that must keep reading, and never two
+at once.
 
 The queue's length is also the inbound flow control: the reader calls :meth:`wait_for_room`
 before reading, which blocks while ``max_queue`` messages wait for a slow handler, so TCP
@@ -16,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue as _queue
 import threading
 import time
 from typing import Callable, Deque, Optional, Tuple
@@ -33,7 +40,8 @@ _SLICE = 0.02
 
 
 class Dispatcher:
-    """A per-socket FIFO of tasks run on ``post`` (or on a dedicated thread when ``post`` is None)."""
+    """A per-socket FIFO of tasks run on ``post`` (deferred to the connection's own threads
+    when ``post`` is None: see the module docstring)."""
 
     def __init__(
         self,
@@ -42,27 +50,27 @@ class Dispatcher:
         name: str,
         max_queue: Optional[int] = None,
     ) -> None:
-        self._post = post
+        self._post = post if post is not None else self._defer
         self._name = name
         self.max_queue = max_queue
         self._queue: Deque[Tuple[Task, int]] = collections.deque()  # (task, weight)
-        # The dedicated thread's queue: SimpleQueue wakes a blocked get() in C, the cheapest
-        # hand-off CPython has (it matters for round-trip latency).
-        self._simple: Optional["_queue.SimpleQueue[Tuple[Task, bool, int]]"] = (
-            _queue.SimpleQueue() if post is None else None
-        )
         self._lock = threading.Lock()  # ``with self._lock`` on hot paths; it is the condition's
         self._cond = threading.Condition(self._lock)
         self._scheduled = False  # a drain task is posted or running
+        self._deferred: Optional[Task] = None  # the drain a connection thread must run
         self._room_waiters = 0
         self._queued = 0  # weight put so far (reader thread only)
         self._delivered = 0  # weight delivered so far (the delivering thread only)
         self._woken = False
-        self._thread: Optional[threading.Thread] = None
         self._closed = False  # the final task was queued
         self._done = False  # the final task ran
         #: Thread id of whoever is running tasks right now (to detect re-entrant waits).
         self.running_thread: Optional[int] = None
+
+    @property
+    def deferring(self) -> bool:
+        """Whether drains run on the connection's own threads (the default executor)."""
+        return self._post == self._defer
 
     # -- producers -------------------------------------------------------------------------
 
@@ -72,24 +80,6 @@ class Dispatcher:
         ``weight`` is how many messages the task delivers (for flow control); only the reader
         thread may put a task with a weight.
         """
-        simple = self._simple
-        if simple is not None:
-            if self._closed:
-                return
-            if final:
-                self._closed = True
-            self._queued += weight
-            if self._thread is None:
-                # Start the thread before queuing: Thread.start() waits for the thread to run,
-                # and an already queued task would then run before the caller got control back.
-                with self._cond:
-                    if self._thread is None:
-                        self._thread = threading.Thread(
-                            target=self._run_thread, name=self._name, daemon=True
-                        )
-                        self._thread.start()
-            simple.put((task, final, weight))
-            return
         with self._cond:
             if self._closed:
                 return
@@ -101,6 +91,32 @@ class Dispatcher:
                 return
             self._scheduled = True
         self._schedule()
+
+    def _defer(self, drain: Task) -> None:
+        self._deferred = drain
+
+    def take_deferred(self) -> Optional[Task]:
+        """The drain the calling connection thread must run now, if its puts scheduled one."""
+        drain = self._deferred
+        self._deferred = None
+        return drain
+
+    def run_deferred_elsewhere(self) -> None:
+        """Deliver what was queued by a thread that is not the connection's (``close()``
+        before ``connect()``) on a short-lived thread, so that it runs after the caller."""
+        drain = self.take_deferred()
+        if drain is None:
+            return
+        handed = threading.Event()
+        thread = threading.Thread(target=self._run_all, args=(handed, drain), name=self._name, daemon=True)
+        thread.start()  # it waits for ``handed``: the caller keeps the GIL and goes on first
+        handed.set()
+
+    def _run_all(self, handed: threading.Event, drain: Optional[Task]) -> None:
+        handed.wait()
+        while drain is not None:
+            drain()
+            drain = self.take_deferred()
 
     def _schedule(self) -> None:
         try:
@@ -168,24 +184,6 @@ class Dispatcher:
             with self._cond:
                 if self.max_queue is None or self.pending < self.max_queue:
                     self._cond.notify_all()
-
-    def _run_thread(self) -> None:
-        simple = self._simple
-        assert simple is not None
-        cond = self._cond
-        self.running_thread = threading.get_ident()
-        while True:
-            task, last, weight = simple.get()
-            self._run_task(task)
-            del task  # while idle, keep no closure over the WebSocket alive (it must be collectable)
-            if weight:
-                self._delivered_weight(weight)
-            if last:
-                self.running_thread = None
-                with cond:
-                    self._done = True
-                    cond.notify_all()
-                return
 
     def _drain(self) -> None:
         queue = self._queue

@@ -218,7 +218,19 @@ class _Sink(EngineSink):
             waited = self.inbox.wait_for_room() or waited
         return waited
 
+    @property
+    def deferring(self) -> bool:
+        return self.dispatcher.deferring
+
+    def take_deferred(self) -> Optional[Callable[[], None]]:
+        return self.dispatcher.take_deferred()
+
     def wait_delivered(self, timeout: float) -> None:
+        # Input has stopped: what this thread would deliver next, it delivers now.
+        drain = self.dispatcher.take_deferred()
+        while drain is not None:
+            drain()
+            drain = self.dispatcher.take_deferred()
         self.dispatcher.wait_idle(timeout)
 
     def wake(self) -> None:
@@ -594,6 +606,7 @@ class WebSocket(EventTarget):
                 self._socket_state.record_ending(ending)
                 self._dispatcher.put(lambda: self._deliver_error(error))
                 self._dispatcher.put(lambda: self._deliver_close(ending), final=True)
+                self._dispatcher.run_deferred_elsewhere()
             else:
                 engine.abort(error)
             return

@@ -75,6 +75,9 @@ class Engine:
         #: When close_timeout ends a requested close (None: no close, or no timeout).
         self.close_deadline: Optional[float] = None
         self._discarded = 0
+        # The reading role, when two threads take turns (see "the connection's threads").
+        self._turn = threading.Condition(threading.Lock())
+        self._turn_holder: Optional[int] = None
 
     # -- API-facing calls (any thread) -----------------------------------------------------
 
@@ -212,19 +215,34 @@ class Engine:
                 self.state.record_error(error)
             self._shutdown_sockets()
 
-    # -- the reader thread ----------------------------------------------------------------
+    # -- the connection's threads ------------------------------------------------------------
+    #
+    # The reader thread opens the connection, then reads it. With the default executor the
+    # sink defers deliveries to the connection's own threads, and a second thread joins: the
+    # two take turns. The thread that read events hands the reading role to the other, then
+    # delivers them at once (no thread wake-up on a message's way to its handler), and waits
+    # for the role to come back. With any other executor the reader alone reads.
 
     def _run(self) -> None:
         try:
-            outcome = self._open_and_read()
+            outcome = self._open()
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a close event
-            # Once aborted, whatever the reader hits next is a consequence, not the cause.
-            error = self.error if self.error is not None else exc
-            logger.debug("connection %s failed: %r", self.label, exc)
-            outcome = Outcome(1006, "", False, error)
-        self._finish(outcome)
+            outcome = self._failed(exc)
+        if outcome is not None:
+            self._finish(outcome)
+            self._deliver_deferred(0)
+            return
+        if self.sink.deferring:
+            with self._turn:
+                self._turn_holder = 0
+            threading.Thread(
+                target=self._serve, args=(1,), name=f"syncws-dispatch-{self.id}", daemon=True
+            ).start()
+        self._deliver_deferred(0)  # the open event
+        self._serve(0)
 
-    def _open_and_read(self) -> Outcome:
+    def _open(self) -> Optional[Outcome]:
+        """Open the connection; None once open, else the outcome (aborted meanwhile)."""
         opened = open_connection(
             self.target,
             self.handshake,
@@ -239,8 +257,49 @@ class Engine:
         logger.debug("connection %s open (protocol %r, extensions %r)",
                      self.label, opened.protocol, opened.extensions)
         self.sink.on_open(opened.protocol, opened.extensions, opened.response)
-        assert self._loop is not None
-        return self._loop.run(opened.leftover)
+        return None
+
+    def _failed(self, exc: BaseException) -> Outcome:
+        # Once aborted, whatever the reader hits next is a consequence, not the cause.
+        error = self.error if self.error is not None else exc
+        logger.debug("connection %s failed: %r", self.label, exc)
+        return Outcome(1006, "", False, error)
+
+    def _serve(self, me: int) -> None:
+        """Read (holding the reading role) and deliver, until the connection ends."""
+        loop = self._loop
+        assert loop is not None
+        while self._wait_turn(me):
+            try:
+                outcome = loop.step()
+            except BaseException as exc:  # noqa: BLE001 - every failure becomes a close event
+                outcome = self._failed(exc)
+            if outcome is not None:
+                self._finish(outcome)
+            self._deliver_deferred(me)
+            if outcome is not None:
+                return
+
+    def _wait_turn(self, me: int) -> bool:
+        """Wait for the reading role (only with two threads); False once the connection ended."""
+        if self._turn_holder is None:
+            return not self.finished
+        with self._turn:
+            while self._turn_holder != me and not self.finished:
+                self._turn.wait()
+        return not self.finished
+
+    def _deliver_deferred(self, me: int) -> None:
+        """Run what this thread's reports scheduled, handing the reading role over first."""
+        take = self.sink.take_deferred
+        drain = take()
+        if self._turn_holder is not None and (drain is not None or self.finished):
+            with self._turn:
+                self._turn_holder = 1 - me
+                self._turn.notify()
+        while drain is not None:
+            drain()
+            drain = take()
 
     def _install(self, opened: Opened) -> bool:
         """Make the opened connection the engine's; False if it was aborted meanwhile."""
@@ -260,7 +319,7 @@ class Engine:
                 return False
             self.writer = writer
             self._connection = opened.connection
-            self._loop = ReadLoop(self, stream, opened.connection)
+            self._loop = ReadLoop(self, stream, opened.connection, opened.leftover)
             # Every TLS layer (two with an https:// proxy) hands its own output to the writer.
             layer: Optional[Stream] = stream
             while layer is not None:
@@ -297,6 +356,8 @@ class Engine:
         with self._cond:
             self._cond.notify_all()  # flush() waiters: the connection has ended
         self.sink.on_closed(ending)
+        with self._turn:
+            self._turn.notify_all()  # a thread waiting for the reading role: it is over
 
 
 class _NotOpen(Writer):

@@ -56,35 +56,35 @@ class Outcome(NamedTuple):
 class ReadLoop:
     """Reads one open connection until it ends; see the module docstring."""
 
-    def __init__(self, engine: "Engine", stream: "Stream", connection: ClientConnection) -> None:
+    def __init__(
+        self, engine: "Engine", stream: "Stream", connection: ClientConnection, leftover: bytes
+    ) -> None:
         self.engine = engine
         self.stream = stream
         self.connection = connection
         options = engine.options
         self.keepalive = Keepalive(options.ping_interval, options.ping_timeout, _monotonic())
         self._view = memoryview(bytearray(_RECV_BUFFER_MIN))
+        self._leftover: Optional[bytes] = leftover or None  # bytes that came with the 101
         #: After the server's Close: when to stop waiting for it to end TCP.
         self._eof_deadline: Optional[float] = None
 
-    def run(self, leftover: bytes) -> Outcome:
-        """Read until the connection ends; the outcome for the close event."""
-        if leftover:
-            outcome = self._handle(self._feed(leftover))
-            if outcome is not None:
-                return outcome
-        while True:
-            timeout = self._next_timeout()
-            if timeout is not None and timeout <= 0:
-                outcome = self._on_deadline()
-                if outcome is not None:
-                    return outcome
-                continue
-            events = self._read(timeout)
-            if events is None:
-                return self._ended()
-            outcome = self._handle(events)
-            if outcome is not None:
-                return outcome
+    def step(self) -> Optional[Outcome]:
+        """One read (or one deadline) and its events; the outcome once the connection ends.
+
+        Only one thread at a time may call it (the one holding the reading role).
+        """
+        leftover = self._leftover
+        if leftover is not None:
+            self._leftover = None
+            return self._handle(self._feed(leftover))
+        timeout = self._next_timeout()
+        if timeout is not None and timeout <= 0:
+            return self._on_deadline()
+        events = self._read(timeout)
+        if events is None:
+            return self._ended()
+        return self._handle(events)
 
     # -- reading --------------------------------------------------------------------------
 

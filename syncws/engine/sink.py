@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Union
+from typing import Callable, List, Optional, Union
 
 from ..protocol.handshake import Response
 from ..state import Ending
@@ -43,6 +43,17 @@ class EngineSink:
 
     def wake(self) -> None:
         """``close()`` or ``abort()`` was called: stop blocking in :meth:`wait_for_room`."""
+
+    @property
+    def deferring(self) -> bool:
+        """Whether events are delivered on the connection's own threads (the default executor):
+        the engine then runs two threads that take turns reading and delivering."""
+        return False
+
+    def take_deferred(self) -> Optional[Callable[[], None]]:
+        """The delivery the calling thread's last report scheduled, to run now (see
+        :attr:`deferring`); None when there is nothing to deliver or another thread is."""
+        return None
 
     def drained(self) -> None:
         """Every byte ``send()`` accepted reached the OS (only when asked: ``watch_drain``);

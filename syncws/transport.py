@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from .streams import SocketStream, Stream, TLSStream, iter_addresses, wait_writable
 
@@ -65,7 +65,7 @@ def open_tcp(
 ) -> socket.socket:
     """Connect to ``host:port`` trying each address in turn; the socket is blocking, no Nagle."""
     last_error: Optional[BaseException] = None
-    for family, type_, proto, _name, address in iter_addresses(host, port):
+    for family, type_, proto, _name, address in _resolve(host, port):
         _check(cancelled)
         sock = socket.socket(family, type_, proto)
         on_socket(sock)
@@ -97,6 +97,26 @@ def open_tcp(
     if last_error is None:
         raise OSError(f"no address found for {host}")
     raise last_error
+
+
+def _resolve(host: str, port: int) -> Iterable[tuple]:
+    """``getaddrinfo`` for ``host``; a failure says which name did not resolve.
+
+    The resolver's own error (``socket.gaierror``) names no host, unlike a refused connection.
+    The one raised here is still a ``gaierror`` (an ``OSError``) with the same ``errno``, chained
+    to the original. A name Python cannot even encode for the resolver (a label over 63
+    characters) raises ``UnicodeError`` in ``getaddrinfo``; it becomes the same kind of error.
+    """
+    try:
+        return iter_addresses(host, port)
+    except socket.gaierror as exc:
+        raise socket.gaierror(
+            exc.errno, f"cannot resolve host {host!r}: {exc.strerror or exc}"
+        ) from exc
+    except UnicodeError as exc:
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"cannot resolve host {host!r}: not a valid DNS name ({exc})"
+        ) from exc
 
 
 def _strerror(err: int) -> str:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import queue
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, TextIO
 
 from . import __version__
 from .blob import Blob
@@ -82,9 +83,15 @@ def demo() -> int:
 
 
 def serve(host: str, port: int) -> int:
+    """Run the echo server; a port that cannot be bound is a message and status 1."""
     from .server import serve_forever
 
-    serve_forever(host, port)
+    try:
+        serve_forever(host, port)
+    except OSError as exc:
+        print(f"python -m syncws serve: cannot listen on {host} port {port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -141,14 +148,24 @@ def interactive(
         onclose=onclose,
     )
     opened.wait()
+    lines = _read_lines_in_background(sys.stdin)
     try:
-        for line in sys.stdin:
-            if closed.is_set():
-                break
+        while not closed.is_set():
+            try:
+                line = lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break  # end of input: the user is done
             ws.send(line.rstrip("\n"))
     except KeyboardInterrupt:
         pass
     else:
+        if closed.is_set():
+            # Refused, or the server went away while the user still had input to send.
+            print("* the connection has ended; exiting", file=sys.stderr)
+            ws.wait()
+            return 1
         ws.flush(5)
         last_message[0] = max(last_message[0], time.monotonic())
         while not closed.is_set() and time.monotonic() - last_message[0] < linger:
@@ -158,14 +175,43 @@ def interactive(
     return status["code"]
 
 
+def _read_lines_in_background(stream: TextIO) -> "queue.Queue[Optional[str]]":
+    """Lines of ``stream`` on a queue, ``None`` at its end, read by a daemon thread.
+
+    The main thread then waits for input *or* the end of the connection: a blocking read on
+    the main thread would keep waiting for a line after the server has gone. The thread may
+    stay blocked in ``readline`` when the connection ends first; it is a daemon and the
+    process is exiting then.
+    """
+    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in stream:
+                lines.put(line)
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=read, name="syncws-cli-stdin", daemon=True).start()
+    return lines
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "demo":
+        argparse.ArgumentParser(
+            prog="python -m syncws demo",
+            description="Start syncws's echo server on a free loopback port, connect to it and "
+            "print the events of a short session.",
+        ).parse_args(args[1:])
         return demo()
     if args and args[0] == "serve":
-        parser = argparse.ArgumentParser(prog="python -m syncws serve")
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8765)
+        parser = argparse.ArgumentParser(
+            prog="python -m syncws serve",
+            description="Run syncws's echo server (permessage-deflate on) until Ctrl-C.",
+        )
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        parser.add_argument("--port", type=int, default=8765, help="port to listen on")
         options = parser.parse_args(args[1:])
         return serve(options.host, options.port)
     parser = argparse.ArgumentParser(

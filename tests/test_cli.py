@@ -38,7 +38,7 @@ def test_demo_shows_open_echoes_and_a_clean_close():
     assert re.search(r"^open +ready_state=OPEN .*extensions='permessage-deflate", out, re.M)
     assert out.count("\nmessage ") == 3
     assert "message  'Hello, syncws!'" in out
-    assert re.search(r"^close +code=1000 .*was_clean=True$", out, re.M)
+    assert re.search(r"^close +code=1000 reason='demo finished' was_clean=True$", out, re.M)
     assert out.rstrip().endswith("done.")
 
 

@@ -182,6 +182,8 @@ class TkExecutor(_GuiExecutor):
 
     Construct it, and call :meth:`close` if at all, in the thread that runs
     that event loop (normally the main thread); post to it from any thread.
+    Anything but a Tk widget raises ``TypeError``; constructing it on another
+    thread raises ``RuntimeError`` (with a threaded Tcl, the usual build).
 
     Hand-off: posting appends the task to a locked deque and never calls Tcl,
     because a non-threaded Tcl must not be entered from another thread at all,
@@ -216,6 +218,12 @@ class TkExecutor(_GuiExecutor):
     ) -> None:
         import tkinter
 
+        if not isinstance(widget, tkinter.Misc):
+            raise TypeError(
+                "TkExecutor needs a Tk widget (the Tk root or any widget of it), "
+                f"not {type(widget).__name__}"
+            )
+        _check_tk_thread(widget)
         super().__init__(max_batch_time)
         self._widget = widget
         self._path = str(widget)
@@ -274,6 +282,27 @@ class TkExecutor(_GuiExecutor):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "pipe" if self._wake_r is not None else "polling"
         return f"<TkExecutor {self._path} {state}>"
+
+
+def _check_tk_thread(widget: Any) -> None:
+    """Raise a clear ``RuntimeError`` when called off the thread that owns ``widget``'s Tcl.
+
+    A threaded Tcl (the usual build) belongs to the thread that created it, and
+    ``createtimerhandler`` checks that first; elsewhere Tcl would fail with "Calling Tcl from
+    different apartment", or wait a second and fail with "main thread is not in main loop".
+    The timer is deleted at once. A non-threaded Tcl cannot tell, and is not checked.
+    """
+    try:
+        widget.tk.createtimerhandler(3_600_000, _nothing).deletetimerhandler()
+    except RuntimeError as exc:
+        raise RuntimeError(
+            "create TkExecutor in the thread that runs the Tk main loop (the one that created "
+            "the Tk root, normally the main thread); other threads may then post to it"
+        ) from exc
+
+
+def _nothing() -> None:
+    """The callback of :func:`_check_tk_thread`'s timer, which never fires."""
 
 
 _QT_BINDINGS = ("PySide6", "PyQt6", "PyQt5")

@@ -22,20 +22,40 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Optional, cast
+from typing import Any, Callable, Deque, Optional, Protocol, Union
 
-__all__ = ["Task", "Post", "as_post", "InlineExecutor", "TkExecutor", "QtExecutor"]
+__all__ = [
+    "Task",
+    "Post",
+    "SubmitExecutor",
+    "ExecutorLike",
+    "as_post",
+    "InlineExecutor",
+    "TkExecutor",
+    "QtExecutor",
+]
 
-Task = Callable[[], None]
+Task = Callable[[], object]
 """A unit of work: called with no arguments, its result ignored."""
 
-Post = Callable[[Task], None]
+Post = Callable[[Task], object]
 """Arranges for a task to run; must not block and may be called from any thread."""
+
+
+class SubmitExecutor(Protocol):
+    """An object with ``submit(fn)``, such as ``concurrent.futures.ThreadPoolExecutor``."""
+
+    def submit(self, fn: Task, /) -> object:
+        """Arrange for ``fn()`` to run; the result (a future, say) may be anything."""
+
+
+ExecutorLike = Union[SubmitExecutor, Post]
+"""What ``executor=`` accepts besides ``None``: a :class:`SubmitExecutor` or a :data:`Post`."""
 
 log = logging.getLogger(__name__)
 
 
-def as_post(executor: Any) -> Optional[Post]:
+def as_post(executor: Optional[ExecutorLike]) -> Optional[Post]:
     """Turn an ``executor=`` argument into a post function.
 
     - ``None`` -> ``None``: the dispatcher runs handlers on a thread of its own.
@@ -67,7 +87,7 @@ def as_post(executor: Any) -> Optional[Post]:
 
         return post
     if callable(executor):
-        return cast(Post, executor)
+        return executor
     raise TypeError(
         "executor must be None, an object with a submit(fn) method "
         "(e.g. concurrent.futures.ThreadPoolExecutor) or a callable post(fn), "
@@ -338,9 +358,10 @@ def _relay_class(QtCore: Any) -> Any:
             super().__init__(parent)
             self._drain_queue = drain
 
-        @Slot()
         def drain(self) -> None:
             self._drain_queue()
+
+        drain = Slot()(drain)  # not as a decorator: Slot is untyped, drain stays typed here
 
     return _Relay
 

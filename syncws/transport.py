@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 from .streams import SocketStream, Stream, TLSStream, iter_addresses, wait_writable
 
@@ -99,7 +99,7 @@ def open_tcp(
     raise last_error
 
 
-def _resolve(host: str, port: int) -> Iterable[tuple]:
+def _resolve(host: str, port: int) -> Iterable[Tuple[Any, ...]]:
     """``getaddrinfo`` for ``host``; a failure says which name did not resolve.
 
     The resolver's own error (``socket.gaierror``) names no host, unlike a refused connection.
@@ -129,7 +129,7 @@ import errno as _errno  # noqa: E402
 
 _IN_PROGRESS = {_errno.EINPROGRESS, getattr(_errno, "EWOULDBLOCK", 11), _errno.EAGAIN}
 if hasattr(_errno, "WSAEWOULDBLOCK"):
-    _IN_PROGRESS.add(_errno.WSAEWOULDBLOCK)  # type: ignore[attr-defined]
+    _IN_PROGRESS.add(getattr(_errno, "WSAEWOULDBLOCK"))
 
 
 def _tune(sock: socket.socket) -> None:

@@ -20,8 +20,10 @@ import threading
 import time
 import weakref
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
+    Iterable,
     Iterator,
     List,
     Mapping,
@@ -44,13 +46,21 @@ from .errors import (
     InvalidStateError,
 )
 from .events import CloseEvent, ErrorEvent, Event, EventHandlerAttribute, EventTarget, MessageEvent
-from .executors import as_post
+from .executors import ExecutorLike, as_post
 from .protocol.handshake import PROTOCOL_OWNED_HEADERS, Response, check_header_field
 from .text import usv_utf8
 from .transport import ConnectTarget
 from .url import WebSocketURL, parse_ws_url, validate_protocols
 
+if TYPE_CHECKING:  # only for annotations: deflate is imported when compression is used
+    from .protocol.deflate import DeflateOptions
+
 logger = logging.getLogger("syncws")
+
+#: What ``headers=`` accepts: a mapping, or (name, value) pairs (a name may repeat).
+HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+#: What ``compression=`` accepts: on/off, DeflateOptions, or a mapping of its field names.
+CompressionLike = Union[bool, "DeflateOptions", Mapping[str, Union[int, bool, None]], None]
 
 __all__ = ["ReadyState", "WebSocket", "connect", "CONNECTING", "OPEN", "CLOSING", "CLOSED"]
 
@@ -99,9 +109,10 @@ def _check_limit(name: str, value: Optional[int]) -> Optional[int]:
     return value
 
 
-def _normalize_headers(headers: Any) -> List[Tuple[str, str]]:
+def _normalize_headers(headers: Optional[HeadersLike]) -> List[Tuple[str, str]]:
     if headers is None:
         return []
+    items: List[Tuple[Any, ...]]
     if isinstance(headers, Mapping):
         items = list(headers.items())
     elif isinstance(headers, (str, bytes)):
@@ -310,19 +321,19 @@ class WebSocket(EventTarget):
         url: str,
         protocols: Union[None, str, Sequence[str]] = None,
         *,
-        executor: Any = None,
-        onopen: Optional[Callable[[Event], Any]] = None,
-        onmessage: Optional[Callable[[MessageEvent], Any]] = None,
-        onerror: Optional[Callable[[ErrorEvent], Any]] = None,
-        onclose: Optional[Callable[[CloseEvent], Any]] = None,
+        executor: Optional[ExecutorLike] = None,
+        onopen: Optional[Callable[[Event], object]] = None,
+        onmessage: Optional[Callable[[MessageEvent], object]] = None,
+        onerror: Optional[Callable[[ErrorEvent], object]] = None,
+        onclose: Optional[Callable[[CloseEvent], object]] = None,
         binary_type: str = "blob",
-        headers: Any = None,
+        headers: Optional[HeadersLike] = None,
         origin: Optional[str] = None,
         user_agent: Optional[str] = None,
         cookies: Optional[http.cookiejar.CookieJar] = None,
         ssl: Optional[_ssl.SSLContext] = None,
         proxy: Optional[str] = "auto",
-        compression: Any = True,
+        compression: CompressionLike = True,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered_amount: Optional[int] = DEFAULT_MAX_BUFFERED_AMOUNT,
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
@@ -432,7 +443,7 @@ class WebSocket(EventTarget):
         return select_proxy(proxy, scheme=parsed.scheme, host=parsed.hostname, port=parsed.port)
 
     @staticmethod
-    def _compression_options(compression: Any) -> Any:
+    def _compression_options(compression: CompressionLike) -> Optional["DeflateOptions"]:
         try:
             from .protocol import deflate
         except ImportError:  # pragma: no cover - the module ships with syncws
@@ -734,14 +745,58 @@ def _store_cookies(jar: http.cookiejar.CookieJar, parsed: WebSocketURL, response
     jar.extract_cookies(_Info(), urllib.request.Request(_http_url(parsed)))  # type: ignore[arg-type]
 
 
+class _SameAsTimeout(float):
+    """The default of ``connect(open_timeout=...)``: "use ``timeout``".
+
+    A float (so the parameter's type stays an honest ``Optional[float]``) recognized by
+    identity; its repr is what ``help(syncws.connect)`` shows.
+    """
+
+    def __repr__(self) -> str:
+        return "<same as timeout>"
+
+
+_SAME_AS_TIMEOUT = _SameAsTimeout(10.0)
+
+
+# connect() lists every keyword option of WebSocket() again, with the same types and defaults,
+# rather than taking **options: Any, so that a misspelled option fails in mypy and an editor
+# shows them all. The one alternative that writes the list once for type checkers,
+# ``**options: Unpack[SomeTypedDict]``, still needs the constructor's own parameter list (a
+# TypedDict carries no defaults), needs typing_extensions at run time on Python < 3.11 for
+# anything that evaluates the annotations (typing.get_type_hints, Sphinx), and would hide the
+# options from help(). tests/test_typing.py checks that the two lists stay identical.
 def connect(
     url: str,
     protocols: Union[None, str, Sequence[str]] = None,
     *,
     timeout: Optional[float] = 10.0,
-    **options: Any,
+    executor: Optional[ExecutorLike] = None,
+    onopen: Optional[Callable[[Event], object]] = None,
+    onmessage: Optional[Callable[[MessageEvent], object]] = None,
+    onerror: Optional[Callable[[ErrorEvent], object]] = None,
+    onclose: Optional[Callable[[CloseEvent], object]] = None,
+    binary_type: str = "blob",
+    headers: Optional[HeadersLike] = None,
+    origin: Optional[str] = None,
+    user_agent: Optional[str] = None,
+    cookies: Optional[http.cookiejar.CookieJar] = None,
+    ssl: Optional[_ssl.SSLContext] = None,
+    proxy: Optional[str] = "auto",
+    compression: CompressionLike = True,
+    max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+    max_buffered_amount: Optional[int] = DEFAULT_MAX_BUFFERED_AMOUNT,
+    max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+    open_timeout: Optional[float] = _SAME_AS_TIMEOUT,
+    close_timeout: Optional[float] = 10.0,
+    ping_interval: Optional[float] = 20.0,
+    ping_timeout: Optional[float] = 20.0,
+    sock: Optional[socket.socket] = None,
 ) -> WebSocket:
     """Open a WebSocket and block until it is open; messages are then kept for ``recv()``.
+
+    ``timeout`` bounds the wait (and is the default ``open_timeout``); every other option is
+    the ``WebSocket`` constructor's, with the same meaning and default.
 
     Raises ``HandshakeError`` (with ``status``, ``headers``, ``body``), ``TimeoutError``, or the
     ``OSError``/``ConnectionClosed`` that ended the attempt. ``recv()`` returns ``str`` for text
@@ -751,10 +806,32 @@ def connect(
     towards ``max_queue``: a program that never calls ``recv()`` stops reading once
     ``max_queue`` messages wait. Use ``WebSocket(...)`` with handlers for that style.
     """
-    if "connect" in options:
-        raise TypeError("connect() does not take a 'connect' option")
-    options.setdefault("open_timeout", timeout)
-    ws = WebSocket(url, protocols, connect=False, **options)
+    ws = WebSocket(
+        url,
+        protocols,
+        executor=executor,
+        onopen=onopen,
+        onmessage=onmessage,
+        onerror=onerror,
+        onclose=onclose,
+        binary_type=binary_type,
+        headers=headers,
+        origin=origin,
+        user_agent=user_agent,
+        cookies=cookies,
+        ssl=ssl,
+        proxy=proxy,
+        compression=compression,
+        max_message_size=max_message_size,
+        max_buffered_amount=max_buffered_amount,
+        max_queue=max_queue,
+        open_timeout=timeout if open_timeout is _SAME_AS_TIMEOUT else open_timeout,
+        close_timeout=close_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        connect=False,
+        sock=sock,
+    )
     ws._inbox = _Inbox(ws._max_queue)
     ws.connect()
     if not ws._opened_event.wait(timeout):

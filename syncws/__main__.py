@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import queue
+import ssl
 import sys
 import threading
 import time
@@ -101,11 +102,13 @@ def interactive(
     headers: Sequence[str],
     compression: bool,
     linger: float = 0.5,
+    ssl_context: Optional[ssl.SSLContext] = None,
 ) -> int:
     """Lines from stdin go out as text; messages received are printed; EOF closes cleanly.
 
     At end of input the client sends what is queued, then waits until the server has been
     quiet for ``linger`` seconds before closing, so replies to piped input are not lost.
+    ``ssl_context`` is the ``ssl=`` of the connection (None: syncws's default).
     """
     pairs = []
     for header in headers:
@@ -146,6 +149,7 @@ def interactive(
         onmessage=onmessage,
         onerror=lambda e: print(f"* error: {e.message}", file=sys.stderr),
         onclose=onclose,
+        ssl=ssl_context,
     )
     opened.wait()
     lines = _read_lines_in_background(sys.stdin)
@@ -196,6 +200,29 @@ def _read_lines_in_background(stream: TextIO) -> "queue.Queue[Optional[str]]":
     return lines
 
 
+_INSECURE_WARNING = (
+    "*** WARNING: --insecure: the server's certificate is NOT verified. Anyone between you and\n"
+    "*** the server can read and change this session. Use --cafile for a private CA instead."
+)
+
+
+def client_context(cafile: Optional[str], insecure: bool) -> Optional[ssl.SSLContext]:
+    """The ``ssl=`` for ``--cafile``/``--insecure``, or None for syncws's default.
+
+    ``--insecure`` turns verification off and prints a warning to stderr; a ``--cafile`` that
+    cannot be read raises ``OSError`` (or ``ssl.SSLError`` for a file that holds no PEM).
+    """
+    if insecure:
+        print(_INSECURE_WARNING, file=sys.stderr, flush=True)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if cafile is not None:
+        return ssl.create_default_context(cafile=cafile)
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "demo":
@@ -227,13 +254,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--linger", type=float, default=0.5, metavar="SECONDS",
         help="at end of input, wait until the server is quiet this long before closing",
     )
+    trust = parser.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--cafile", metavar="PEM",
+        help="trust the CA certificates in this file for wss:// (instead of certifi's bundle, "
+        "or SSL_CERT_FILE/SSL_CERT_DIR when set)",
+    )
+    trust.add_argument(
+        "--insecure", action="store_true",
+        help="do not verify the server's certificate (dangerous: for testing only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log frames (DEBUG)")
     parser.add_argument("--version", action="version", version=f"syncws {__version__}")
     options = parser.parse_args(args)
     if options.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    try:
+        context = client_context(options.cafile, options.insecure)
+    except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+        parser.error(f"--cafile {options.cafile}: {exc.strerror or exc}")
     return interactive(
-        options.url, options.protocol, options.header, not options.no_compression, options.linger
+        options.url,
+        options.protocol,
+        options.header,
+        not options.no_compression,
+        options.linger,
+        ssl_context=context,
     )
 
 

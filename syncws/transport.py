@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Tuple
 
 from .streams import SocketStream, Stream, TLSStream, iter_addresses, wait_writable
+from .trust import default_ssl_context, explain_verification_failure
 
 logger = logging.getLogger("syncws")
 
-__all__ = ["ConnectTarget", "default_ssl_context", "open_tcp", "open_stream"]
+__all__ = ["ConnectTarget", "default_ssl_context", "open_tcp", "open_stream", "tls_handshake"]
 
 _POLL_SLICE = 0.05
 
@@ -31,24 +32,28 @@ class ConnectTarget:
     host: str  #: host name or IP literal (no brackets), used for DNS, SNI and certificate checks
     port: int
     secure: bool  #: TLS to the server (wss)
-    ssl_context: Optional[ssl.SSLContext] = None  #: None = :func:`default_ssl_context`
+    ssl_context: Optional[ssl.SSLContext] = None  #: None = :func:`~syncws.trust.default_ssl_context`
     proxy: Optional[str] = None  #: proxy URL after resolving ``"auto"``; None = direct
     sock: Optional[socket.socket] = None  #: a connected socket the user brought
     proxy_ssl_context: Optional[ssl.SSLContext] = None  #: for https:// proxies (None = default)
     user_agent: Optional[str] = None  #: sent to HTTP proxies with CONNECT
 
 
-_default_context: Optional[ssl.SSLContext] = None
-
-
-def default_ssl_context() -> ssl.SSLContext:
-    """A verifying client context trusting certifi's CA bundle (made once, then shared)."""
-    global _default_context
-    if _default_context is None:
-        import certifi
-
-        _default_context = ssl.create_default_context(cafile=certifi.where())
-    return _default_context
+def tls_handshake(
+    stream: Stream,
+    context: Optional[ssl.SSLContext],
+    host: str,
+    deadline: Optional[float],
+) -> TLSStream:
+    """TLS over ``stream`` with ``context`` (None: :func:`default_ssl_context`), verified for
+    ``host``; a certificate failure says which CAs were trusted and how to pass ``ssl=``."""
+    # Python sends SNI only for names, and checks IP literals against IP SANs.
+    tls = TLSStream(stream, context or default_ssl_context(), server_hostname=host)
+    try:
+        tls.handshake(deadline)
+    except ssl.SSLCertVerificationError as exc:
+        raise explain_verification_failure(exc, host, user_context=context is not None) from exc
+    return tls
 
 
 def _check(cancelled: Callable[[], bool]) -> None:
@@ -168,10 +173,6 @@ def open_stream(
         stream = SocketStream(open_tcp(target.host, target.port, deadline, cancelled, on_socket))
     _check(cancelled)
     if target.secure:
-        context = target.ssl_context or default_ssl_context()
-        # Python sends SNI only for names, and checks IP literals against IP SANs.
-        tls = TLSStream(stream, context, server_hostname=target.host)
-        tls.handshake(deadline)
-        stream = tls
+        stream = tls_handshake(stream, target.ssl_context, target.host, deadline)
     return stream
 

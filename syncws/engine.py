@@ -46,6 +46,7 @@ from .protocol.handshake import (
     content_length,
     new_key,
 )
+from .redirects import is_redirect
 from .streams import BytesLike, SocketStream, Stream, TLSStream, time_left
 from .transport import ConnectTarget, open_stream
 
@@ -114,6 +115,10 @@ class HandshakeSpec:
     extension_offer: Optional[str] = None
     #: Given every Sec-WebSocket-Extensions value: the negotiated extension object or None.
     accept_extensions: Callable[[List[str]], Any] = field(default=lambda values: None)
+    #: With ``follow_redirects=True``: given a redirect, where and how to connect instead.
+    follow_redirect: Optional[
+        Callable[[Response], Tuple[ConnectTarget, "HandshakeSpec"]]
+    ] = None
 
 
 @dataclass
@@ -351,18 +356,25 @@ class Engine:
     def _open(self) -> Optional[Tuple[ClientConnection, bytes]]:
         opts = self.options
         deadline = None if opts.open_timeout is None else time.monotonic() + opts.open_timeout
-        try:
-            stream = open_stream(self.target, deadline, self._cancelled, self._on_socket)
-        except socket.timeout as exc:
-            raise TimeoutError(f"timed out opening the connection to {self.label}") from exc
-        with self._cond:
-            self._stream = stream
-            if self._abort_error is not None:
-                return None
-        try:
-            response = self._handshake(stream, deadline)
-        except socket.timeout as exc:
-            raise TimeoutError(f"timed out during the opening handshake with {self.label}") from exc
+        while True:  # once, plus once per redirect followed (within the same deadline)
+            try:
+                stream = open_stream(self.target, deadline, self._cancelled, self._on_socket)
+            except socket.timeout as exc:
+                raise TimeoutError(f"timed out opening the connection to {self.label}") from exc
+            with self._cond:
+                self._stream = stream
+                if self._abort_error is not None:
+                    return None
+            try:
+                response = self._handshake(stream, deadline)
+            except socket.timeout as exc:
+                raise TimeoutError(f"timed out during the opening handshake with {self.label}") from exc
+            follow = self.handshake.follow_redirect
+            if follow is None or not is_redirect(response):
+                break
+            stream.close()
+            # The API layer decides (syncws.redirects); HandshakeError when not to follow.
+            self.target, self.handshake = follow(response)
         spec = self.handshake
         protocol, extension = check_response(
             response,

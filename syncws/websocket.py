@@ -343,6 +343,7 @@ class WebSocket(EventTarget):
         ping_timeout: Optional[float] = 20.0,
         connect: bool = True,
         sock: Optional[socket.socket] = None,
+        follow_redirects: bool = False,
     ) -> None:
         super().__init__()
         parsed = parse_ws_url(url)
@@ -374,6 +375,10 @@ class WebSocket(EventTarget):
         max_queue = _check_limit("max_queue", max_queue)
         if not isinstance(connect, bool):
             raise TypeError("connect must be a bool")
+        if not isinstance(follow_redirects, bool):
+            raise TypeError("follow_redirects must be a bool")
+        if follow_redirects and sock is not None:
+            raise ValueError("follow_redirects=True needs syncws to connect: not with sock=")
         for name, handler in (
             ("onopen", onopen),
             ("onmessage", onmessage),
@@ -400,7 +405,7 @@ class WebSocket(EventTarget):
 
         if user_agent is None:
             user_agent = _DEFAULT_USER_AGENT
-        all_headers = self._request_headers(request_headers, origin, user_agent)
+        all_headers = _handshake_headers(parsed, request_headers, origin, user_agent, cookies)
         spec = HandshakeSpec(
             host_header=parsed.host_header,
             resource=parsed.resource_name,
@@ -415,6 +420,12 @@ class WebSocket(EventTarget):
             spec.accept_extensions = lambda values: deflate.client_accept(values, deflate_options)
         else:
             spec.accept_extensions = _refuse_extensions
+        self._redirects: Optional[_RedirectFollower] = None
+        if follow_redirects:
+            self._redirects = _RedirectFollower(
+                parsed, request_headers, origin, user_agent, cookies, proxy, ssl, spec
+            )
+            spec.follow_redirect = self._redirects
         target = ConnectTarget(
             host=parsed.hostname,
             port=parsed.port,
@@ -435,12 +446,9 @@ class WebSocket(EventTarget):
     def _resolve_proxy(self, proxy: Optional[str], sock: Optional[socket.socket]) -> Optional[str]:
         if proxy is not None and not isinstance(proxy, str):
             raise TypeError("proxy must be 'auto', None or a proxy URL string")
-        if sock is not None or proxy is None:
+        if sock is not None:
             return None
-        from .proxy import select_proxy
-
-        parsed = self._parsed
-        return select_proxy(proxy, scheme=parsed.scheme, host=parsed.hostname, port=parsed.port)
+        return _select_proxy(proxy, self._parsed)
 
     @staticmethod
     def _compression_options(compression: CompressionLike) -> Optional["DeflateOptions"]:
@@ -452,31 +460,11 @@ class WebSocket(EventTarget):
             return None
         return deflate.options_from_user(compression)
 
-    def _request_headers(
-        self, headers: List[Tuple[str, str]], origin: Optional[str], user_agent: str
-    ) -> List[Tuple[str, str]]:
-        parsed = self._parsed
-        names = {name.lower() for name, _ in headers}
-        extra: List[Tuple[str, str]] = []
-        if origin is not None:
-            check_header_field("Origin", origin)
-            if "origin" not in names:  # headers= overrides, as for User-Agent
-                extra.append(("Origin", origin))
-        if "user-agent" not in names:
-            check_header_field("User-Agent", user_agent)
-            extra.append(("User-Agent", user_agent))
-        if (parsed.username or parsed.password) and "authorization" not in names:
-            credentials = f"{parsed.decoded_username}:{parsed.decoded_password}".encode("utf-8")
-            extra.append(("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
-        if self._cookies is not None and "cookie" not in names:
-            cookie = _cookie_header(self._cookies, parsed)
-            if cookie:
-                extra.append(("Cookie", cookie))
-        return extra + headers
-
     def _store_cookies(self, response: Response) -> None:
         if self._cookies is not None:
-            _store_cookies(self._cookies, self._parsed, response)
+            # After redirects, the cookies of the 101 belong to the URL that answered it.
+            answered = self._redirects.url if self._redirects is not None else self._parsed
+            _store_cookies(self._cookies, answered, response)
 
     # -- attributes -------------------------------------------------------------------------
 
@@ -708,6 +696,105 @@ class WebSocket(EventTarget):
             self._closed_event.set()
 
 
+def _select_proxy(proxy: Optional[str], parsed: WebSocketURL) -> Optional[str]:
+    """The proxy URL for a connection to ``parsed`` (``"auto"``: from the environment)."""
+    if proxy is None:
+        return None
+    from .proxy import select_proxy
+
+    return select_proxy(proxy, scheme=parsed.scheme, host=parsed.hostname, port=parsed.port)
+
+
+def _handshake_headers(
+    parsed: WebSocketURL,
+    headers: List[Tuple[str, str]],
+    origin: Optional[str],
+    user_agent: str,
+    jar: Optional[http.cookiejar.CookieJar],
+) -> List[Tuple[str, str]]:
+    """The request's headers for ``parsed``: ours (Origin, User-Agent, Authorization from the
+    URL's credentials, the jar's cookies) unless ``headers=`` sets them, then ``headers=``."""
+    names = {name.lower() for name, _ in headers}
+    extra: List[Tuple[str, str]] = []
+    if origin is not None:
+        check_header_field("Origin", origin)
+        if "origin" not in names:  # headers= overrides, as for User-Agent
+            extra.append(("Origin", origin))
+    if "user-agent" not in names:
+        check_header_field("User-Agent", user_agent)
+        extra.append(("User-Agent", user_agent))
+    if (parsed.username or parsed.password) and "authorization" not in names:
+        credentials = f"{parsed.decoded_username}:{parsed.decoded_password}".encode("utf-8")
+        extra.append(("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
+    if jar is not None and "cookie" not in names:
+        cookie = _cookie_header(jar, parsed)
+        if cookie:
+            extra.append(("Cookie", cookie))
+    return extra + headers
+
+
+class _RedirectFollower:
+    """``follow_redirects=True``: the next attempt after a redirect, for the engine.
+
+    Called on the reader thread with each redirect response; :mod:`syncws.redirects` decides
+    whether and where to go, this builds the request for there (the jar's cookies matched
+    again for the new URL). It holds no reference to the ``WebSocket``, whose lifetime the
+    engine must not extend.
+    """
+
+    def __init__(
+        self,
+        url: WebSocketURL,
+        headers: List[Tuple[str, str]],
+        origin: Optional[str],
+        user_agent: str,
+        jar: Optional[http.cookiejar.CookieJar],
+        proxy: Optional[str],
+        ssl_context: Optional[_ssl.SSLContext],
+        spec: HandshakeSpec,
+    ) -> None:
+        self.url = url  #: where the current attempt goes
+        self.hops = 0
+        self._headers = headers
+        self._origin = origin
+        self._user_agent = user_agent
+        self._jar = jar
+        self._proxy = proxy
+        self._ssl = ssl_context
+        self._spec = spec
+
+    def __call__(self, response: Response) -> Tuple[ConnectTarget, HandshakeSpec]:
+        from dataclasses import replace
+
+        from .redirects import headers_for, redirect_url, same_origin
+
+        if self._jar is not None:  # a redirect may set cookies, as in a browser
+            _store_cookies(self._jar, self.url, response)
+        new = redirect_url(self.url, response, self.hops)
+        same = same_origin(self.url, new)
+        if same:
+            new = replace(new, username=self.url.username, password=self.url.password)
+        self._headers = headers_for(self._headers, same_origin=same)
+        logger.debug("following HTTP %d from %s to %s", response.status, self.url.redacted, new.redacted)
+        self.url, self.hops = new, self.hops + 1
+        spec = replace(
+            self._spec,
+            host_header=new.host_header,
+            resource=new.resource_name,
+            headers=_handshake_headers(new, self._headers, self._origin, self._user_agent, self._jar),
+        )
+        target = ConnectTarget(
+            host=new.hostname,
+            port=new.port,
+            secure=new.secure,
+            ssl_context=self._ssl,
+            proxy=_select_proxy(self._proxy, new),
+            proxy_ssl_context=self._ssl,
+            user_agent=self._user_agent,
+        )
+        return target, spec
+
+
 def _refuse_extensions(values: List[str]) -> None:
     if values:
         raise HandshakeError(
@@ -792,6 +879,7 @@ def connect(
     ping_interval: Optional[float] = 20.0,
     ping_timeout: Optional[float] = 20.0,
     sock: Optional[socket.socket] = None,
+    follow_redirects: bool = False,
 ) -> WebSocket:
     """Open a WebSocket and block until it is open; messages are then kept for ``recv()``.
 
@@ -831,6 +919,7 @@ def connect(
         ping_timeout=ping_timeout,
         connect=False,
         sock=sock,
+        follow_redirects=follow_redirects,
     )
     ws._inbox = _Inbox(ws._max_queue)
     ws.connect()

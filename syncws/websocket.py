@@ -20,7 +20,6 @@ import threading
 import time
 import weakref
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Iterable,
@@ -47,20 +46,18 @@ from .errors import (
 )
 from .events import CloseEvent, ErrorEvent, Event, EventHandlerAttribute, EventTarget, MessageEvent
 from .executors import ExecutorLike, as_post
+from .protocol.deflate import DeflateOptions, options_from_user
 from .protocol.handshake import PROTOCOL_OWNED_HEADERS, Response, check_header_field
 from .text import usv_utf8
 from .transport import ConnectTarget
 from .url import WebSocketURL, parse_ws_url, validate_protocols
-
-if TYPE_CHECKING:  # only for annotations: deflate is imported when compression is used
-    from .protocol.deflate import DeflateOptions
 
 logger = logging.getLogger("syncws")
 
 #: What ``headers=`` accepts: a mapping, or (name, value) pairs (a name may repeat).
 HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 #: What ``compression=`` accepts: on/off, DeflateOptions, or a mapping of its field names.
-CompressionLike = Union[bool, "DeflateOptions", Mapping[str, Union[int, bool, None]], None]
+CompressionLike = Union[bool, DeflateOptions, Mapping[str, Union[int, bool, None]], None]
 
 __all__ = ["ReadyState", "WebSocket", "connect", "CONNECTING", "OPEN", "CLOSING", "CLOSED"]
 
@@ -363,7 +360,7 @@ class WebSocket(EventTarget):
         if sock is not None and not isinstance(sock, socket.socket):
             raise TypeError("sock must be a connected socket.socket or None")
         proxy_url = self._resolve_proxy(proxy, sock)
-        deflate_options = self._compression_options(compression)
+        deflate_options = options_from_user(compression)
         options = EngineOptions(
             open_timeout=_check_timeout("open_timeout", open_timeout),
             close_timeout=_check_timeout("close_timeout", close_timeout),
@@ -449,16 +446,6 @@ class WebSocket(EventTarget):
         if sock is not None:
             return None
         return _select_proxy(proxy, self._parsed)
-
-    @staticmethod
-    def _compression_options(compression: CompressionLike) -> Optional["DeflateOptions"]:
-        try:
-            from .protocol import deflate
-        except ImportError:  # pragma: no cover - the module ships with syncws
-            if compression not in (True, False, None):
-                raise TypeError("compression must be True, False or None")
-            return None
-        return deflate.options_from_user(compression)
 
     def _store_cookies(self, response: Response) -> None:
         if self._cookies is not None:

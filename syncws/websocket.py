@@ -19,6 +19,7 @@ import ssl as _ssl
 import threading
 import time
 import weakref
+from dataclasses import replace
 from typing import (
     Any,
     Callable,
@@ -47,6 +48,7 @@ from .errors import (
 from .events import CloseEvent, ErrorEvent, Event, EventHandlerAttribute, EventTarget, MessageEvent
 from .executors import ExecutorLike, as_post
 from .protocol.deflate import DeflateOptions, options_from_user
+from .redirects import headers_for, redirect_url, same_origin
 from .protocol.handshake import PROTOCOL_OWNED_HEADERS, Response, check_header_field
 from .text import usv_utf8
 from .transport import ConnectTarget
@@ -751,10 +753,6 @@ class _RedirectFollower:
         self._spec = spec
 
     def __call__(self, response: Response) -> Tuple[ConnectTarget, HandshakeSpec]:
-        from dataclasses import replace
-
-        from .redirects import headers_for, redirect_url, same_origin
-
         if self._jar is not None:  # a redirect may set cookies, as in a browser
             _store_cookies(self._jar, self.url, response)
         new = redirect_url(self.url, response, self.hops)

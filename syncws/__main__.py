@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import queue
+import ssl
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, TextIO
 
 from ._version import __version__
 from .blob import Blob
@@ -82,9 +84,15 @@ def demo() -> int:
 
 
 def serve(host: str, port: int) -> int:
+    """Run the echo server; a port that cannot be bound is a message and status 1."""
     from .server import serve_forever
 
-    serve_forever(host, port)
+    try:
+        serve_forever(host, port)
+    except OSError as exc:
+        print(f"python -m syncws serve: cannot listen on {host} port {port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -94,11 +102,13 @@ def interactive(
     headers: Sequence[str],
     compression: bool,
     linger: float = 0.5,
+    ssl_context: Optional[ssl.SSLContext] = None,
 ) -> int:
     """Lines from stdin go out as text; messages received are printed; EOF closes cleanly.
 
     At end of input the client sends what is queued, then waits until the server has been
     quiet for ``linger`` seconds before closing, so replies to piped input are not lost.
+    ``ssl_context`` is the ``ssl=`` of the connection (None: syncws's default).
     """
     pairs = []
     for header in headers:
@@ -139,16 +149,27 @@ def interactive(
         onmessage=onmessage,
         onerror=lambda e: print(f"* error: {e.message}", file=sys.stderr),
         onclose=onclose,
+        ssl=ssl_context,
     )
     opened.wait()
+    lines = _read_lines_in_background(sys.stdin)
     try:
-        for line in sys.stdin:
-            if closed.is_set():
-                break
+        while not closed.is_set():
+            try:
+                line = lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break  # end of input: the user is done
             ws.send(line.rstrip("\n"))
     except KeyboardInterrupt:
         pass
     else:
+        if closed.is_set():
+            # Refused, or the server went away while the user still had input to send.
+            print("* the connection has ended; exiting", file=sys.stderr)
+            ws.wait()
+            return 1
         ws.flush(5)
         last_message[0] = max(last_message[0], time.monotonic())
         while not closed.is_set() and time.monotonic() - last_message[0] < linger:
@@ -158,14 +179,66 @@ def interactive(
     return status["code"]
 
 
+def _read_lines_in_background(stream: TextIO) -> "queue.Queue[Optional[str]]":
+    """Lines of ``stream`` on a queue, ``None`` at its end, read by a daemon thread.
+
+    The main thread then waits for input *or* the end of the connection: a blocking read on
+    the main thread would keep waiting for a line after the server has gone. The thread may
+    stay blocked in ``readline`` when the connection ends first; it is a daemon and the
+    process is exiting then.
+    """
+    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in stream:
+                lines.put(line)
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=read, name="syncws-cli-stdin", daemon=True).start()
+    return lines
+
+
+_INSECURE_WARNING = (
+    "*** WARNING: --insecure: the server's certificate is NOT verified. Anyone between you and\n"
+    "*** the server can read and change this session. Use --cafile for a private CA instead."
+)
+
+
+def client_context(cafile: Optional[str], insecure: bool) -> Optional[ssl.SSLContext]:
+    """The ``ssl=`` for ``--cafile``/``--insecure``, or None for syncws's default.
+
+    ``--insecure`` turns verification off and prints a warning to stderr; a ``--cafile`` that
+    cannot be read raises ``OSError`` (or ``ssl.SSLError`` for a file that holds no PEM).
+    """
+    if insecure:
+        print(_INSECURE_WARNING, file=sys.stderr, flush=True)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if cafile is not None:
+        return ssl.create_default_context(cafile=cafile)
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "demo":
+        argparse.ArgumentParser(
+            prog="python -m syncws demo",
+            description="Start syncws's echo server on a free loopback port, connect to it and "
+            "print the events of a short session.",
+        ).parse_args(args[1:])
         return demo()
     if args and args[0] == "serve":
-        parser = argparse.ArgumentParser(prog="python -m syncws serve")
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8765)
+        parser = argparse.ArgumentParser(
+            prog="python -m syncws serve",
+            description="Run syncws's echo server (permessage-deflate on) until Ctrl-C.",
+        )
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        parser.add_argument("--port", type=int, default=8765, help="port to listen on")
         options = parser.parse_args(args[1:])
         return serve(options.host, options.port)
     parser = argparse.ArgumentParser(
@@ -181,13 +254,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--linger", type=float, default=0.5, metavar="SECONDS",
         help="at end of input, wait until the server is quiet this long before closing",
     )
+    trust = parser.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--cafile", metavar="PEM",
+        help="trust the CA certificates in this file for wss:// (instead of certifi's bundle, "
+        "or SSL_CERT_FILE/SSL_CERT_DIR when set)",
+    )
+    trust.add_argument(
+        "--insecure", action="store_true",
+        help="do not verify the server's certificate (dangerous: for testing only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log frames (DEBUG)")
     parser.add_argument("--version", action="version", version=f"syncws {__version__}")
     options = parser.parse_args(args)
     if options.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    try:
+        context = client_context(options.cafile, options.insecure)
+    except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+        parser.error(f"--cafile {options.cafile}: {exc.strerror or exc}")
     return interactive(
-        options.url, options.protocol, options.header, not options.no_compression, options.linger
+        options.url,
+        options.protocol,
+        options.header,
+        not options.no_compression,
+        options.linger,
+        ssl_context=context,
     )
 
 

@@ -22,20 +22,40 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Optional, cast
+from typing import Any, Callable, Deque, Optional, Protocol, Union
 
-__all__ = ["Task", "Post", "as_post", "InlineExecutor", "TkExecutor", "QtExecutor"]
+__all__ = [
+    "Task",
+    "Post",
+    "SubmitExecutor",
+    "ExecutorLike",
+    "as_post",
+    "InlineExecutor",
+    "TkExecutor",
+    "QtExecutor",
+]
 
-Task = Callable[[], None]
+Task = Callable[[], object]
 """A unit of work: called with no arguments, its result ignored."""
 
-Post = Callable[[Task], None]
+Post = Callable[[Task], object]
 """Arranges for a task to run; must not block and may be called from any thread."""
+
+
+class SubmitExecutor(Protocol):
+    """An object with ``submit(fn)``, such as ``concurrent.futures.ThreadPoolExecutor``."""
+
+    def submit(self, fn: Task, /) -> object:
+        """Arrange for ``fn()`` to run; the result (a future, say) may be anything."""
+
+
+ExecutorLike = Union[SubmitExecutor, Post]
+"""What ``executor=`` accepts besides ``None``: a :class:`SubmitExecutor` or a :data:`Post`."""
 
 log = logging.getLogger(__name__)
 
 
-def as_post(executor: Any) -> Optional[Post]:
+def as_post(executor: Optional[ExecutorLike]) -> Optional[Post]:
     """Turn an ``executor=`` argument into a post function.
 
     - ``None`` -> ``None``: the dispatcher runs handlers on a thread of its own.
@@ -67,7 +87,7 @@ def as_post(executor: Any) -> Optional[Post]:
 
         return post
     if callable(executor):
-        return cast(Post, executor)
+        return executor
     raise TypeError(
         "executor must be None, an object with a submit(fn) method "
         "(e.g. concurrent.futures.ThreadPoolExecutor) or a callable post(fn), "
@@ -182,6 +202,8 @@ class TkExecutor(_GuiExecutor):
 
     Construct it, and call :meth:`close` if at all, in the thread that runs
     that event loop (normally the main thread); post to it from any thread.
+    Anything but a Tk widget raises ``TypeError``; constructing it on another
+    thread raises ``RuntimeError`` (with a threaded Tcl, the usual build).
 
     Hand-off: posting appends the task to a locked deque and never calls Tcl,
     because a non-threaded Tcl must not be entered from another thread at all,
@@ -216,6 +238,12 @@ class TkExecutor(_GuiExecutor):
     ) -> None:
         import tkinter
 
+        if not isinstance(widget, tkinter.Misc):
+            raise TypeError(
+                "TkExecutor needs a Tk widget (the Tk root or any widget of it), "
+                f"not {type(widget).__name__}"
+            )
+        _check_tk_thread(widget)
         super().__init__(max_batch_time)
         self._widget = widget
         self._path = str(widget)
@@ -276,6 +304,27 @@ class TkExecutor(_GuiExecutor):
         return f"<TkExecutor {self._path} {state}>"
 
 
+def _check_tk_thread(widget: Any) -> None:
+    """Raise a clear ``RuntimeError`` when called off the thread that owns ``widget``'s Tcl.
+
+    A threaded Tcl (the usual build) belongs to the thread that created it, and
+    ``createtimerhandler`` checks that first; elsewhere Tcl would fail with "Calling Tcl from
+    different apartment", or wait a second and fail with "main thread is not in main loop".
+    The timer is deleted at once. A non-threaded Tcl cannot tell, and is not checked.
+    """
+    try:
+        widget.tk.createtimerhandler(3_600_000, _nothing).deletetimerhandler()
+    except RuntimeError as exc:
+        raise RuntimeError(
+            "create TkExecutor in the thread that runs the Tk main loop (the one that created "
+            "the Tk root, normally the main thread); other threads may then post to it"
+        ) from exc
+
+
+def _nothing() -> None:
+    """The callback of :func:`_check_tk_thread`'s timer, which never fires."""
+
+
 _QT_BINDINGS = ("PySide6", "PyQt6", "PyQt5")
 
 
@@ -309,9 +358,10 @@ def _relay_class(QtCore: Any) -> Any:
             super().__init__(parent)
             self._drain_queue = drain
 
-        @Slot()
         def drain(self) -> None:
             self._drain_queue()
+
+        drain = Slot()(drain)  # not as a decorator: Slot is untyped, drain stays typed here
 
     return _Relay
 

@@ -33,8 +33,8 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import HandshakeError, ProxyError
 from .protocol.handshake import MAX_HEAD_SIZE, Response, ResponseParser, check_header_field
-from .streams import BytesLike, SocketStream, Stream, TLSStream, time_left
-from .transport import _check, _tune, default_ssl_context, open_tcp
+from .streams import BytesLike, SocketStream, Stream, time_left
+from .transport import _check, _tune, open_tcp, tls_handshake
 
 logger = logging.getLogger("syncws")
 
@@ -263,7 +263,8 @@ def open_tunnel(
     ``deadline`` (a ``time.monotonic()`` value or ``None``) bounds the whole tunnel set-up;
     ``cancelled()`` is polled so that ``close()`` ends it promptly; ``on_socket`` gets the TCP
     socket as soon as it exists. ``proxy_ssl_context`` verifies an ``https://`` proxy (default:
-    :func:`syncws.transport.default_ssl_context`, i.e. certifi's CAs and the proxy's host name).
+    :func:`syncws.trust.default_ssl_context`: certifi's CAs or ``SSL_CERT_FILE``/``SSL_CERT_DIR``,
+    and the proxy's host name).
     ``user_agent`` is sent to an HTTP proxy with CONNECT.
 
     Raises :class:`syncws.errors.ProxyError` (an ``OSError``) when the proxy cannot be reached,
@@ -301,9 +302,7 @@ def _http_tunnel(
         stream = SocketStream(open_tcp(proxy.host, proxy.port, deadline, cancelled, on_socket))
         if proxy.scheme == "https":
             step = "TLS handshake with"
-            tls = TLSStream(stream, ssl_context or default_ssl_context(), proxy.host)
-            tls.handshake(deadline)
-            stream = tls
+            stream = tls_handshake(stream, ssl_context, proxy.host, deadline)
         step = "CONNECT through"
         stream.sendall(request)
         response = _read_response_head(stream, deadline, cancelled)

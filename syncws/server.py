@@ -448,7 +448,7 @@ class ServerConnection:
 
         Answers pings, records pongs in ``pongs``, reassembles fragments, validates UTF-8 and
         applies the negotiated codec. On the client's Close it answers with a Close carrying the
-        same code (an empty Close for an empty one) unless the server already sent one, then
+        same code and reason (an empty Close for an empty one) unless the server already sent one, then
         raises :class:`ClientClosed`; it raises it too when TCP ends. When the client breaks the
         protocol it sends a Close with the error's code (1002, 1007) and raises the
         ``ProtocolError``. ``TimeoutError`` after ``timeout`` seconds (partial messages are kept).
@@ -577,7 +577,9 @@ class ServerConnection:
         info = parse_close(frame.payload)
         self.closed_by_client = info
         if reply and not self.close_sent:
-            body = b"" if info.code is None else info.code.to_bytes(2, "big")
+            # The reply echoes code and reason (RFC 6455 5.5.1: "typically echoes the status
+            # code it received"); the reason too, so an echo server's close shows what was sent.
+            body = b"" if info.code is None else frame.payload
             self.close_sent = True
             self._send_quietly(Opcode.CLOSE, body)
         return info

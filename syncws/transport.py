@@ -13,13 +13,14 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 from .streams import SocketStream, Stream, TLSStream, iter_addresses, wait_writable
+from .trust import default_ssl_context, explain_verification_failure
 
 logger = logging.getLogger("syncws")
 
-__all__ = ["ConnectTarget", "default_ssl_context", "open_tcp", "open_stream"]
+__all__ = ["ConnectTarget", "default_ssl_context", "open_tcp", "open_stream", "tls_handshake"]
 
 _POLL_SLICE = 0.05
 
@@ -31,24 +32,28 @@ class ConnectTarget:
     host: str  #: host name or IP literal (no brackets), used for DNS, SNI and certificate checks
     port: int
     secure: bool  #: TLS to the server (wss)
-    ssl_context: Optional[ssl.SSLContext] = None  #: None = :func:`default_ssl_context`
+    ssl_context: Optional[ssl.SSLContext] = None  #: None = :func:`~syncws.trust.default_ssl_context`
     proxy: Optional[str] = None  #: proxy URL after resolving ``"auto"``; None = direct
     sock: Optional[socket.socket] = None  #: a connected socket the user brought
     proxy_ssl_context: Optional[ssl.SSLContext] = None  #: for https:// proxies (None = default)
     user_agent: Optional[str] = None  #: sent to HTTP proxies with CONNECT
 
 
-_default_context: Optional[ssl.SSLContext] = None
-
-
-def default_ssl_context() -> ssl.SSLContext:
-    """A verifying client context trusting certifi's CA bundle (made once, then shared)."""
-    global _default_context
-    if _default_context is None:
-        import certifi
-
-        _default_context = ssl.create_default_context(cafile=certifi.where())
-    return _default_context
+def tls_handshake(
+    stream: Stream,
+    context: Optional[ssl.SSLContext],
+    host: str,
+    deadline: Optional[float],
+) -> TLSStream:
+    """TLS over ``stream`` with ``context`` (None: :func:`default_ssl_context`), verified for
+    ``host``; a certificate failure says which CAs were trusted and how to pass ``ssl=``."""
+    # Python sends SNI only for names, and checks IP literals against IP SANs.
+    tls = TLSStream(stream, context or default_ssl_context(), server_hostname=host)
+    try:
+        tls.handshake(deadline)
+    except ssl.SSLCertVerificationError as exc:
+        raise explain_verification_failure(exc, host, user_context=context is not None) from exc
+    return tls
 
 
 def _check(cancelled: Callable[[], bool]) -> None:
@@ -65,7 +70,7 @@ def open_tcp(
 ) -> socket.socket:
     """Connect to ``host:port`` trying each address in turn; the socket is blocking, no Nagle."""
     last_error: Optional[BaseException] = None
-    for family, type_, proto, _name, address in iter_addresses(host, port):
+    for family, type_, proto, _name, address in _resolve(host, port):
         _check(cancelled)
         sock = socket.socket(family, type_, proto)
         on_socket(sock)
@@ -99,6 +104,26 @@ def open_tcp(
     raise last_error
 
 
+def _resolve(host: str, port: int) -> Iterable[Tuple[Any, ...]]:
+    """``getaddrinfo`` for ``host``; a failure says which name did not resolve.
+
+    The resolver's own error (``socket.gaierror``) names no host, unlike a refused connection.
+    The one raised here is still a ``gaierror`` (an ``OSError``) with the same ``errno``, chained
+    to the original. A name Python cannot even encode for the resolver (a label over 63
+    characters) raises ``UnicodeError`` in ``getaddrinfo``; it becomes the same kind of error.
+    """
+    try:
+        return iter_addresses(host, port)
+    except socket.gaierror as exc:
+        raise socket.gaierror(
+            exc.errno, f"cannot resolve host {host!r}: {exc.strerror or exc}"
+        ) from exc
+    except UnicodeError as exc:
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"cannot resolve host {host!r}: not a valid DNS name ({exc})"
+        ) from exc
+
+
 def _strerror(err: int) -> str:
     import os
 
@@ -109,7 +134,7 @@ import errno as _errno  # noqa: E402
 
 _IN_PROGRESS = {_errno.EINPROGRESS, getattr(_errno, "EWOULDBLOCK", 11), _errno.EAGAIN}
 if hasattr(_errno, "WSAEWOULDBLOCK"):
-    _IN_PROGRESS.add(_errno.WSAEWOULDBLOCK)  # type: ignore[attr-defined]
+    _IN_PROGRESS.add(getattr(_errno, "WSAEWOULDBLOCK"))
 
 
 def _tune(sock: socket.socket) -> None:
@@ -148,10 +173,6 @@ def open_stream(
         stream = SocketStream(open_tcp(target.host, target.port, deadline, cancelled, on_socket))
     _check(cancelled)
     if target.secure:
-        context = target.ssl_context or default_ssl_context()
-        # Python sends SNI only for names, and checks IP literals against IP SANs.
-        tls = TLSStream(stream, context, server_hostname=target.host)
-        tls.handshake(deadline)
-        stream = tls
+        stream = tls_handshake(stream, target.ssl_context, target.host, deadline)
     return stream
 

@@ -311,7 +311,13 @@ def parse_ws_url(url: str) -> WebSocketURL:
     if "#" in rest:
         _fail(url, "WebSocket URLs must not have a fragment")
 
-    rest = rest.lstrip("/\\")
+    stripped = rest.lstrip("/\\")
+    if len(rest) - len(stripped) > 2:
+        # The URL standard skips any number of slashes here (``ws:///path`` has host "path",
+        # with a validation error); that is nearly always an empty host spliced into a URL,
+        # so it fails here instead of connecting somewhere unintended.
+        _fail(url, "missing host (three slashes after the scheme)")
+    rest = stripped
     end = _AUTHORITY_END_RE.search(rest)
     split = end.start() if end else len(rest)
     authority, rest = rest[:split], rest[split:]

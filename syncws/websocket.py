@@ -17,9 +17,11 @@ import ssl as _ssl
 import threading
 import time
 import weakref
+from dataclasses import replace
 from typing import (
     Any,
     Callable,
+    Iterable,
     Iterator,
     List,
     Mapping,
@@ -42,15 +44,22 @@ from .errors import (
     InvalidStateError,
 )
 from .events import CloseEvent, ErrorEvent, Event, EventHandlerAttribute, EventTarget, MessageEvent
+from .executors import ExecutorLike, as_post
 from .inbox import Inbox
+from .protocol.deflate import DeflateOptions, options_from_user
+from .redirects import headers_for, redirect_url, same_origin
 from .state import Ending, ReadyState, SocketState
-from .executors import as_post
 from .protocol.handshake import PROTOCOL_OWNED_HEADERS, Response, check_header_field
 from .text import usv_utf8
 from .transport import ConnectTarget
 from .url import WebSocketURL, parse_ws_url, validate_protocols
 
 logger = logging.getLogger("syncws")
+
+#: What ``headers=`` accepts: a mapping, or (name, value) pairs (a name may repeat).
+HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+#: What ``compression=`` accepts: on/off, DeflateOptions, or a mapping of its field names.
+CompressionLike = Union[bool, DeflateOptions, Mapping[str, Union[int, bool, None]], None]
 
 __all__ = ["ReadyState", "WebSocket", "connect", "CONNECTING", "OPEN", "CLOSING", "CLOSED"]
 
@@ -101,9 +110,10 @@ def _check_limit(name: str, value: Optional[int]) -> Optional[int]:
     return value
 
 
-def _normalize_headers(headers: Any) -> List[Tuple[str, str]]:
+def _normalize_headers(headers: Optional[HeadersLike]) -> List[Tuple[str, str]]:
     if headers is None:
         return []
+    items: List[Tuple[Any, ...]]
     if isinstance(headers, Mapping):
         items = list(headers.items())
     elif isinstance(headers, (str, bytes)):
@@ -284,19 +294,19 @@ class WebSocket(EventTarget):
         url: str,
         protocols: Union[None, str, Sequence[str]] = None,
         *,
-        executor: Any = None,
-        onopen: Optional[Callable[[Event], Any]] = None,
-        onmessage: Optional[Callable[[MessageEvent], Any]] = None,
-        onerror: Optional[Callable[[ErrorEvent], Any]] = None,
-        onclose: Optional[Callable[[CloseEvent], Any]] = None,
+        executor: Optional[ExecutorLike] = None,
+        onopen: Optional[Callable[[Event], object]] = None,
+        onmessage: Optional[Callable[[MessageEvent], object]] = None,
+        onerror: Optional[Callable[[ErrorEvent], object]] = None,
+        onclose: Optional[Callable[[CloseEvent], object]] = None,
         binary_type: str = "blob",
-        headers: Any = None,
+        headers: Optional[HeadersLike] = None,
         origin: Optional[str] = None,
         user_agent: Optional[str] = None,
         cookies: Optional[http.cookiejar.CookieJar] = None,
         ssl: Optional[_ssl.SSLContext] = None,
         proxy: Optional[str] = "auto",
-        compression: Any = True,
+        compression: CompressionLike = True,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered_amount: Optional[int] = DEFAULT_MAX_BUFFERED_AMOUNT,
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
@@ -306,6 +316,7 @@ class WebSocket(EventTarget):
         ping_timeout: Optional[float] = 20.0,
         connect: bool = True,
         sock: Optional[socket.socket] = None,
+        follow_redirects: bool = False,
     ) -> None:
         super().__init__()
         self._socket_state = SocketState()  # the one owner of "is it closed, and how?"
@@ -329,7 +340,7 @@ class WebSocket(EventTarget):
         if sock is not None and not isinstance(sock, socket.socket):
             raise TypeError("sock must be a connected socket.socket or None")
         proxy_url = self._resolve_proxy(proxy, sock)
-        deflate_options = self._compression_options(compression)
+        deflate_options = options_from_user(compression)
         options = EngineOptions(
             open_timeout=_check_timeout("open_timeout", open_timeout),
             close_timeout=_check_timeout("close_timeout", close_timeout),
@@ -341,6 +352,10 @@ class WebSocket(EventTarget):
         max_queue = _check_limit("max_queue", max_queue)
         if not isinstance(connect, bool):
             raise TypeError("connect must be a bool")
+        if not isinstance(follow_redirects, bool):
+            raise TypeError("follow_redirects must be a bool")
+        if follow_redirects and sock is not None:
+            raise ValueError("follow_redirects=True needs syncws to connect: not with sock=")
         for name, handler in (
             ("onopen", onopen),
             ("onmessage", onmessage),
@@ -361,7 +376,7 @@ class WebSocket(EventTarget):
 
         if user_agent is None:
             user_agent = _DEFAULT_USER_AGENT
-        all_headers = self._request_headers(request_headers, origin, user_agent)
+        all_headers = _handshake_headers(parsed, request_headers, origin, user_agent, cookies)
         spec = HandshakeSpec(
             host_header=parsed.host_header,
             resource=parsed.resource_name,
@@ -376,6 +391,12 @@ class WebSocket(EventTarget):
             spec.accept_extensions = lambda values: deflate.client_accept(values, deflate_options)
         else:
             spec.accept_extensions = _refuse_extensions
+        self._redirects: Optional[_RedirectFollower] = None
+        if follow_redirects:
+            self._redirects = _RedirectFollower(
+                parsed, request_headers, origin, user_agent, cookies, proxy, ssl, spec
+            )
+            spec.follow_redirect = self._redirects
         target = ConnectTarget(
             host=parsed.hostname,
             port=parsed.port,
@@ -396,48 +417,15 @@ class WebSocket(EventTarget):
     def _resolve_proxy(self, proxy: Optional[str], sock: Optional[socket.socket]) -> Optional[str]:
         if proxy is not None and not isinstance(proxy, str):
             raise TypeError("proxy must be 'auto', None or a proxy URL string")
-        if sock is not None or proxy is None:
+        if sock is not None:
             return None
-        from .proxy import select_proxy
-
-        parsed = self._parsed
-        return select_proxy(proxy, scheme=parsed.scheme, host=parsed.hostname, port=parsed.port)
-
-    @staticmethod
-    def _compression_options(compression: Any) -> Any:
-        try:
-            from .protocol import deflate
-        except ImportError:  # pragma: no cover - the module ships with syncws
-            if compression not in (True, False, None):
-                raise TypeError("compression must be True, False or None")
-            return None
-        return deflate.options_from_user(compression)
-
-    def _request_headers(
-        self, headers: List[Tuple[str, str]], origin: Optional[str], user_agent: str
-    ) -> List[Tuple[str, str]]:
-        parsed = self._parsed
-        names = {name.lower() for name, _ in headers}
-        extra: List[Tuple[str, str]] = []
-        if origin is not None:
-            check_header_field("Origin", origin)
-            if "origin" not in names:  # headers= overrides, as for User-Agent
-                extra.append(("Origin", origin))
-        if "user-agent" not in names:
-            check_header_field("User-Agent", user_agent)
-            extra.append(("User-Agent", user_agent))
-        if (parsed.username or parsed.password) and "authorization" not in names:
-            credentials = f"{parsed.decoded_username}:{parsed.decoded_password}".encode("utf-8")
-            extra.append(("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
-        if self._cookies is not None and "cookie" not in names:
-            cookie = _cookie_header(self._cookies, parsed)
-            if cookie:
-                extra.append(("Cookie", cookie))
-        return extra + headers
+        return _select_proxy(proxy, self._parsed)
 
     def _store_cookies(self, response: Response) -> None:
         if self._cookies is not None:
-            _store_cookies(self._cookies, self._parsed, response)
+            # After redirects, the cookies of the 101 belong to the URL that answered it.
+            answered = self._redirects.url if self._redirects is not None else self._parsed
+            _store_cookies(self._cookies, answered, response)
 
     # -- attributes -------------------------------------------------------------------------
 
@@ -720,6 +708,101 @@ class WebSocket(EventTarget):
             state.close_delivered()
 
 
+def _select_proxy(proxy: Optional[str], parsed: WebSocketURL) -> Optional[str]:
+    """The proxy URL for a connection to ``parsed`` (``"auto"``: from the environment)."""
+    if proxy is None:
+        return None
+    from .proxy import select_proxy
+
+    return select_proxy(proxy, scheme=parsed.scheme, host=parsed.hostname, port=parsed.port)
+
+
+def _handshake_headers(
+    parsed: WebSocketURL,
+    headers: List[Tuple[str, str]],
+    origin: Optional[str],
+    user_agent: str,
+    jar: Optional[http.cookiejar.CookieJar],
+) -> List[Tuple[str, str]]:
+    """The request's headers for ``parsed``: ours (Origin, User-Agent, Authorization from the
+    URL's credentials, the jar's cookies) unless ``headers=`` sets them, then ``headers=``."""
+    names = {name.lower() for name, _ in headers}
+    extra: List[Tuple[str, str]] = []
+    if origin is not None:
+        check_header_field("Origin", origin)
+        if "origin" not in names:  # headers= overrides, as for User-Agent
+            extra.append(("Origin", origin))
+    if "user-agent" not in names:
+        check_header_field("User-Agent", user_agent)
+        extra.append(("User-Agent", user_agent))
+    if (parsed.username or parsed.password) and "authorization" not in names:
+        credentials = f"{parsed.decoded_username}:{parsed.decoded_password}".encode("utf-8")
+        extra.append(("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
+    if jar is not None and "cookie" not in names:
+        cookie = _cookie_header(jar, parsed)
+        if cookie:
+            extra.append(("Cookie", cookie))
+    return extra + headers
+
+
+class _RedirectFollower:
+    """``follow_redirects=True``: the next attempt after a redirect, for the engine.
+
+    Called on the reader thread with each redirect response; :mod:`syncws.redirects` decides
+    whether and where to go, this builds the request for there (the jar's cookies matched
+    again for the new URL). It holds no reference to the ``WebSocket``, whose lifetime the
+    engine must not extend.
+    """
+
+    def __init__(
+        self,
+        url: WebSocketURL,
+        headers: List[Tuple[str, str]],
+        origin: Optional[str],
+        user_agent: str,
+        jar: Optional[http.cookiejar.CookieJar],
+        proxy: Optional[str],
+        ssl_context: Optional[_ssl.SSLContext],
+        spec: HandshakeSpec,
+    ) -> None:
+        self.url = url  #: where the current attempt goes
+        self.hops = 0
+        self._headers = headers
+        self._origin = origin
+        self._user_agent = user_agent
+        self._jar = jar
+        self._proxy = proxy
+        self._ssl = ssl_context
+        self._spec = spec
+
+    def __call__(self, response: Response) -> Tuple[ConnectTarget, HandshakeSpec]:
+        if self._jar is not None:  # a redirect may set cookies, as in a browser
+            _store_cookies(self._jar, self.url, response)
+        new = redirect_url(self.url, response, self.hops)
+        same = same_origin(self.url, new)
+        if same:
+            new = replace(new, username=self.url.username, password=self.url.password)
+        self._headers = headers_for(self._headers, same_origin=same)
+        logger.debug("following HTTP %d from %s to %s", response.status, self.url.redacted, new.redacted)
+        self.url, self.hops = new, self.hops + 1
+        spec = replace(
+            self._spec,
+            host_header=new.host_header,
+            resource=new.resource_name,
+            headers=_handshake_headers(new, self._headers, self._origin, self._user_agent, self._jar),
+        )
+        target = ConnectTarget(
+            host=new.hostname,
+            port=new.port,
+            secure=new.secure,
+            ssl_context=self._ssl,
+            proxy=_select_proxy(self._proxy, new),
+            proxy_ssl_context=self._ssl,
+            user_agent=self._user_agent,
+        )
+        return target, spec
+
+
 def _refuse_extensions(values: List[str]) -> None:
     if values:
         raise HandshakeError(
@@ -757,14 +840,59 @@ def _store_cookies(jar: http.cookiejar.CookieJar, parsed: WebSocketURL, response
     jar.extract_cookies(_Info(), urllib.request.Request(_http_url(parsed)))  # type: ignore[arg-type]
 
 
+class _SameAsTimeout(float):
+    """The default of ``connect(open_timeout=...)``: "use ``timeout``".
+
+    A float (so the parameter's type stays an honest ``Optional[float]``) recognized by
+    identity; its repr is what ``help(syncws.connect)`` shows.
+    """
+
+    def __repr__(self) -> str:
+        return "<same as timeout>"
+
+
+_SAME_AS_TIMEOUT = _SameAsTimeout(10.0)
+
+
+# connect() lists every keyword option of WebSocket() again, with the same types and defaults,
+# rather than taking **options: Any, so that a misspelled option fails in mypy and an editor
+# shows them all. The one alternative that writes the list once for type checkers,
+# ``**options: Unpack[SomeTypedDict]``, still needs the constructor's own parameter list (a
+# TypedDict carries no defaults), needs typing_extensions at run time on Python < 3.11 for
+# anything that evaluates the annotations (typing.get_type_hints, Sphinx), and would hide the
+# options from help(). tests/test_typing.py checks that the two lists stay identical.
 def connect(
     url: str,
     protocols: Union[None, str, Sequence[str]] = None,
     *,
     timeout: Optional[float] = 10.0,
-    **options: Any,
+    executor: Optional[ExecutorLike] = None,
+    onopen: Optional[Callable[[Event], object]] = None,
+    onmessage: Optional[Callable[[MessageEvent], object]] = None,
+    onerror: Optional[Callable[[ErrorEvent], object]] = None,
+    onclose: Optional[Callable[[CloseEvent], object]] = None,
+    binary_type: str = "blob",
+    headers: Optional[HeadersLike] = None,
+    origin: Optional[str] = None,
+    user_agent: Optional[str] = None,
+    cookies: Optional[http.cookiejar.CookieJar] = None,
+    ssl: Optional[_ssl.SSLContext] = None,
+    proxy: Optional[str] = "auto",
+    compression: CompressionLike = True,
+    max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+    max_buffered_amount: Optional[int] = DEFAULT_MAX_BUFFERED_AMOUNT,
+    max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+    open_timeout: Optional[float] = _SAME_AS_TIMEOUT,
+    close_timeout: Optional[float] = 10.0,
+    ping_interval: Optional[float] = 20.0,
+    ping_timeout: Optional[float] = 20.0,
+    sock: Optional[socket.socket] = None,
+    follow_redirects: bool = False,
 ) -> WebSocket:
     """Open a WebSocket and block until it is open; messages are then kept for ``recv()``.
+
+    ``timeout`` bounds the wait (and is the default ``open_timeout``); every other option is
+    the ``WebSocket`` constructor's, with the same meaning and default.
 
     Raises ``HandshakeError`` (with ``status``, ``headers``, ``body``), ``TimeoutError``, or the
     ``OSError``/``ConnectionClosed`` that ended the attempt. ``recv()`` returns ``str`` for text
@@ -774,10 +902,33 @@ def connect(
     towards ``max_queue``: a program that never calls ``recv()`` stops reading once
     ``max_queue`` messages wait. Use ``WebSocket(...)`` with handlers for that style.
     """
-    if "connect" in options:
-        raise TypeError("connect() does not take a 'connect' option")
-    options.setdefault("open_timeout", timeout)
-    ws = WebSocket(url, protocols, connect=False, **options)
+    ws = WebSocket(
+        url,
+        protocols,
+        executor=executor,
+        onopen=onopen,
+        onmessage=onmessage,
+        onerror=onerror,
+        onclose=onclose,
+        binary_type=binary_type,
+        headers=headers,
+        origin=origin,
+        user_agent=user_agent,
+        cookies=cookies,
+        ssl=ssl,
+        proxy=proxy,
+        compression=compression,
+        max_message_size=max_message_size,
+        max_buffered_amount=max_buffered_amount,
+        max_queue=max_queue,
+        open_timeout=timeout if open_timeout is _SAME_AS_TIMEOUT else open_timeout,
+        close_timeout=close_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        connect=False,
+        sock=sock,
+        follow_redirects=follow_redirects,
+    )
     state = ws._socket_state
     ws._inbox = Inbox(state, ws._max_queue)
     ws.connect()

@@ -105,6 +105,20 @@ def test_refused_port_raises_os_error() -> None:
     assert isinstance(info.value, ConnectionRefusedError)
 
 
+# Longer than DNS allows (255 bytes): the C library's resolver fails it without sending a query,
+# so this DNS failure stays on this machine.
+UNRESOLVABLE = ".".join(["a" * 60] * 5) + ".invalid"
+
+
+@pytest.mark.parametrize("host", [UNRESOLVABLE, "b" * 64 + ".invalid"])
+def test_dns_failure_names_the_host_and_stays_a_gaierror(host: str) -> None:
+    with pytest.raises(socket.gaierror) as info:
+        connect(f"ws://{host}:9/", proxy=None)
+    assert isinstance(info.value, OSError)
+    assert f"cannot resolve host {host!r}" in str(info.value)
+    assert info.value.__cause__ is not None  # the resolver's own error, chained
+
+
 def test_server_closing_right_after_open(ws_server_factory) -> None:
     def script(conn: ServerConnection) -> None:
         conn.send("one")

@@ -38,7 +38,7 @@ def test_demo_shows_open_echoes_and_a_clean_close():
     assert re.search(r"^open +ready_state=OPEN .*extensions='permessage-deflate", out, re.M)
     assert out.count("\nmessage ") == 3
     assert "message  'Hello, syncws!'" in out
-    assert re.search(r"^close +code=1000 .*was_clean=True$", out, re.M)
+    assert re.search(r"^close +code=1000 reason='demo finished' was_clean=True$", out, re.M)
     assert out.rstrip().endswith("done.")
 
 
@@ -112,3 +112,86 @@ def test_serve_runs_an_echo_server_until_interrupted():
             proc.kill()
             pytest.fail("serve did not stop on Ctrl-C")
     assert f"ws://127.0.0.1:{port}/" in proc.stdout.read()
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """The CLI with a stdin pipe the test keeps open, as a user at a terminal would."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen(
+        [sys.executable, "-m", "syncws", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 15) -> "tuple[int, str, str]":
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the CLI kept waiting for input after the connection ended: {err}")
+    finally:
+        if proc.stdin and not proc.stdin.closed:
+            proc.stdin.close()
+    return proc.returncode, out, err
+
+
+def test_interactive_client_exits_when_the_connection_is_refused_while_input_is_open():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = start_cli(f"ws://127.0.0.1:{port}/")
+    # communicate() would close stdin; wait with it still open, as a terminal keeps it.
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        pass
+    returncode, _, err = finish(proc, timeout=1)
+    assert returncode == 1
+    assert "* error:" in err and "code=1006" in err
+    assert "the connection has ended; exiting" in err
+
+
+def test_interactive_client_exits_when_the_server_goes_away(ws_server_factory):
+    def script(conn):
+        conn.send("reply: " + conn.recv(5))
+        conn.close(1001, "going away")
+        conn.expect_close()
+
+    server = ws_server_factory(script)
+    proc = start_cli(server.url)
+    assert proc.stdin is not None
+    proc.stdin.write("hello\n")
+    proc.stdin.flush()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        pass
+    returncode, out, err = finish(proc, timeout=1)
+    assert returncode == 1
+    assert out.splitlines() == ["< 'reply: hello'"]
+    assert "* closed: code=1001 reason='going away'" in err
+    assert "the connection has ended; exiting" in err
+
+
+def test_demo_help_shows_help_instead_of_running_the_demo():
+    result = run_cli("demo", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m syncws demo")
+    assert "echo server listening" not in result.stdout
+
+
+def test_serve_on_a_port_in_use_is_a_clean_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), timeout=15)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}" in result.stderr
+    assert "in use" in result.stderr

@@ -248,16 +248,19 @@ def test_default_offer_extensions_and_round_trip(ws_server_factory: Any) -> None
         ({}, "permessage-deflate; client_max_window_bits"),
         (
             {"client_max_window_bits": 10, "server_no_context_takeover": True},
-            "permessage-deflate; server_no_context_takeover; client_max_window_bits=10",
+            "permessage-deflate; server_no_context_takeover; client_max_window_bits=10, "
+            "permessage-deflate; client_max_window_bits=10",
         ),
         (
             DeflateOptions(client_no_context_takeover=True, server_max_window_bits=12, client_max_window_bits=None),
-            "permessage-deflate; client_no_context_takeover; server_max_window_bits=12",
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=12, "
+            "permessage-deflate; client_no_context_takeover",
         ),
         (
             DeflateOptions(True, True, 9, 8, threshold=0, compress_level=9),
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
-            "server_max_window_bits=9; client_max_window_bits=8",
+            "server_max_window_bits=9; client_max_window_bits=8, "
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits=8",
         ),
     ],
     ids=["true", "empty-dict", "dict", "options", "all-four"],
@@ -402,8 +405,16 @@ def test_answers_in_any_valid_syntax_are_accepted(ws_server_factory: Any, answer
         (["permessage-deflate; client_max_window_bits"], True),
         (["permessage-deflate; client_max_window_bits=10"], {"client_max_window_bits": None}),
         (["permessage-deflate; client_max_window_bits=12"], {"client_max_window_bits": 10}),
-        (["permessage-deflate"], {"server_no_context_takeover": True}),
-        (["permessage-deflate; server_max_window_bits=12"], {"server_max_window_bits": 10}),
+        # The tuned offer's request was not granted, and the answer does not fit the fallback
+        # offer either (a client window that was not offered / above the one offered).
+        (
+            ["permessage-deflate; client_max_window_bits"],
+            {"server_no_context_takeover": True, "client_max_window_bits": None},
+        ),
+        (
+            ["permessage-deflate; server_max_window_bits=12; client_max_window_bits=11"],
+            {"server_max_window_bits": 10, "client_max_window_bits": 10},
+        ),
         (["permessage-deflate"], False),
         (["permessage-deflate, permessage-deflate"], True),
         (["permessage-deflate", "permessage-deflate; client_max_window_bits=10"], True),
@@ -414,7 +425,7 @@ def test_answers_in_any_valid_syntax_are_accepted(ws_server_factory: Any, answer
         "duplicate-window", "value-on-flag", "empty-value-on-flag", "server-window-7",
         "server-window-16", "client-window-7", "client-window-16", "leading-zero",
         "server-window-without-value", "client-window-without-value", "client-window-not-offered",
-        "client-window-above-offer", "offered-flag-not-echoed", "server-window-above-offer",
+        "client-window-above-offer", "flag-not-echoed-nor-fallback", "window-above-offer-and-fallback",
         "not-offered-at-all", "two-answers-one-header", "two-answers-two-headers", "syntax",
     ],
 )
@@ -433,6 +444,32 @@ def test_invalid_answers_fail_the_handshake(ws_server_factory: Any, answers: Lis
     assert conn.upgraded  # the 101 went out: it is the client that refused it
     assert conn.join(5)
     assert conn.closed_by_client is None  # and it sent no frame at all
+
+
+def gorilla_like(offer: List[str]) -> Any:
+    """Answer as gorilla/websocket does: accept the first permessage-deflate element, whatever
+    its parameters, always with the same two flags (no window parameters at all)."""
+    if not any(element.strip().startswith("permessage-deflate") for value in offer for element in value.split(",")):
+        return None
+    return server_response({"server_no_context_takeover": True, "client_no_context_takeover": True})
+
+
+def test_a_tuned_offer_still_negotiates_with_a_server_that_ignores_window_requests(
+    ws_server_factory: Any,
+) -> None:
+    """The README's many-connections advice against a gorilla-like server: compression on."""
+    # The client keeps its promises: a 10-bit window, no context takeover (as answered).
+    server = ws_server_factory(checked_echo(strict_bits=10, no_context=True), extensions=[gorilla_like])
+    tuned = {"client_max_window_bits": 10, "server_max_window_bits": 10, "mem_level": 5}
+    with syncws.connect(server.url, compression=tuned, binary_type="arraybuffer") as ws:
+        conn = server.accepted()
+        assert conn.request.header_list("Sec-WebSocket-Extensions") == [
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10, "
+            "permessage-deflate; client_max_window_bits=10"
+        ]
+        assert ws.extensions == "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        round_trip(ws, SAMPLE)
+    assert conn.codec.received >= SAMPLE_COMPRESSED and conn.codec.sent >= SAMPLE_COMPRESSED
 
 
 # --- compressed messages (group 12) ---

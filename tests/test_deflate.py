@@ -182,7 +182,8 @@ def test_options_validation(kwargs: Dict[str, object], error: type) -> None:
                 client_max_window_bits=9,
             ),
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
-            "server_max_window_bits=12; client_max_window_bits=9",
+            "server_max_window_bits=12; client_max_window_bits=9, "
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits=9",
         ),
     ],
 )
@@ -278,6 +279,45 @@ def test_what_we_offered_is_honoured() -> None:
 
 
 @pytest.mark.parametrize(
+    "options, offer",
+    [
+        (DeflateOptions(), PD + "; client_max_window_bits"),
+        (DeflateOptions(client_max_window_bits=10, client_no_context_takeover=True),
+         PD + "; client_no_context_takeover; client_max_window_bits=10"),
+        (DeflateOptions(server_max_window_bits=10, client_max_window_bits=10),
+         PD + "; server_max_window_bits=10; client_max_window_bits=10, "
+         + PD + "; client_max_window_bits=10"),
+        (DeflateOptions(server_no_context_takeover=True),
+         PD + "; server_no_context_takeover; client_max_window_bits, " + PD + "; client_max_window_bits"),
+    ],
+)
+def test_a_tuned_offer_asking_the_server_for_something_carries_a_fallback(
+    options: DeflateOptions, offer: str
+) -> None:
+    assert client_offer(options) == offer
+
+
+@pytest.mark.parametrize(
+    "values, options, agreed",
+    [
+        # gorilla/websocket's answer to every offer: the tuned one did not get its window.
+        ([PD + "; server_no_context_takeover; client_no_context_takeover"],
+         DeflateOptions(server_max_window_bits=10, client_max_window_bits=10, mem_level=5),
+         DeflateParameters(True, True, 15, 10)),
+        ([PD], DeflateOptions(server_no_context_takeover=True), DeflateParameters(False, False, 15, 15)),
+        ([PD], DeflateOptions(server_max_window_bits=10), DeflateParameters(False, False, 15, 15)),
+        ([PD + "; server_max_window_bits=11"], DeflateOptions(server_max_window_bits=10),
+         DeflateParameters(False, False, 11, 15)),
+    ],
+)
+def test_answers_to_the_fallback_offer_are_accepted(
+    values: List[str], options: DeflateOptions, agreed: DeflateParameters
+) -> None:
+    client = client_accept(values, options)
+    assert client is not None and client.agreed == agreed
+
+
+@pytest.mark.parametrize(
     "values, options",
     [
         (["x-webkit-deflate-frame"], DeflateOptions()),
@@ -307,9 +347,9 @@ def test_what_we_offered_is_honoured() -> None:
         ([PD + "; client_max_window_bits=0"], DeflateOptions()),
         ([PD + "; client_max_window_bits=15"], DeflateOptions(client_max_window_bits=None)),
         ([PD + "; client_max_window_bits=11"], DeflateOptions(client_max_window_bits=10)),
-        ([PD], DeflateOptions(server_no_context_takeover=True)),
-        ([PD], DeflateOptions(server_max_window_bits=10)),
-        ([PD + "; server_max_window_bits=11"], DeflateOptions(server_max_window_bits=10)),
+        # Fits neither the tuned offer nor its fallback (which keeps the client's promises).
+        ([PD + "; client_max_window_bits=11"], DeflateOptions(server_max_window_bits=9, client_max_window_bits=10)),
+        ([PD + "; client_max_window_bits"], DeflateOptions(server_no_context_takeover=True, client_max_window_bits=None)),
         ([PD + ";"], DeflateOptions()),
         ([PD + " server_no_context_takeover"], DeflateOptions()),
     ],

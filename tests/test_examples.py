@@ -333,7 +333,7 @@ def test_script_example():
         "received 'message 1'",
         "received 'message 2'",
         "received b'\\x00\\x01\\x02'",
-        "closed: code=1000 reason='' was_clean=True",
+        "closed: code=1000 reason='done' was_clean=True",
     ]
 
 
@@ -346,7 +346,7 @@ def test_callbacks_example():
         "message: 'ünïcødé ✓'",
         "message: 'goodbye'",
     ]
-    assert out[5:] == ["close: code=1000 reason='' was_clean=True"]
+    assert out[5:] == ["close: code=1000 reason='thanks' was_clean=True"]
 
 
 def test_thread_pool_example():

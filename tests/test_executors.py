@@ -7,6 +7,7 @@ QT_QPA_PLATFORM=offscreen (skipped when PySide6 is missing).
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import statistics
@@ -281,6 +282,47 @@ def test_tk_long_batches_yield_to_tk(tk_root):
     # Both ran between batches, not after the ~80 ms of tasks.
     assert timer_saw and timer_saw[0] < 40
     assert idle_saw and idle_saw[0] < 40
+
+
+@pytest.mark.parametrize("widget", [None, "root", 42])
+def test_tk_executor_of_something_that_is_not_a_widget_is_a_type_error(widget):
+    pytest.importorskip("tkinter", reason="this Python has no tkinter")
+    with pytest.raises(TypeError, match="TkExecutor needs a Tk widget"):
+        TkExecutor(widget)
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("poll_interval", [None, 0.005], ids=["pipe", "polling"])
+def test_tk_executor_made_off_the_tk_thread_is_a_clear_runtime_error(tk_root, poll_interval):
+    threaded = tk_root.tk.call("info", "exists", "tcl_platform(threaded)") and int(
+        tk_root.tk.eval("set tcl_platform(threaded)")
+    )
+    if not threaded:
+        pytest.skip("a non-threaded Tcl cannot tell which thread calls it")
+    outcome: List[object] = []
+
+    def construct() -> None:
+        started = time.monotonic()
+        try:
+            TkExecutor(tk_root, poll_interval=poll_interval)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.extend([type(exc), str(exc)])  # not the exception: its frames hold Tk objects
+        outcome.append(time.monotonic() - started)
+
+    # Tk objects of earlier tests must not be collected on the other thread (Tcl aborts).
+    gc.collect()
+    gc.disable()
+    try:
+        thread = threading.Thread(target=construct)
+        thread.start()
+        thread.join(10)
+    finally:
+        gc.enable()
+    error_type, message, elapsed = outcome
+    assert error_type is RuntimeError
+    assert "create TkExecutor in the thread that runs the Tk main loop" in str(message)
+    assert isinstance(elapsed, float) and elapsed < 0.5  # not after Tcl's 1 s wait for a loop
+    TkExecutor(tk_root).close()  # on the Tk thread it works
 
 
 @pytest.mark.gui

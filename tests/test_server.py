@@ -154,7 +154,7 @@ def test_ping_is_answered_and_unsolicited_pong_ignored(client: RawClient) -> Non
 
 @pytest.mark.parametrize(
     "body, answer",
-    [(b"", b""), (close_body(1000, "bye"), close_body(1000)), (close_body(4999), close_body(4999))],
+    [(b"", b""), (close_body(1000, "bye"), close_body(1000, "bye")), (close_body(4999), close_body(4999))],
 )
 def test_close_is_echoed_then_server_closes_tcp(client: RawClient, body: bytes, answer: bytes) -> None:
     client.send(Opcode.CLOSE, body)
@@ -378,7 +378,7 @@ def test_hold_lets_the_test_drive_the_connection(ws_server_factory) -> None:
         conn.recv(timeout=5)
     assert (info.value.code, info.value.reason) == (1001, "away")
     assert conn.closed_by_client == CloseInfo(1001, "away")
-    assert raw.recv_frame() == Frame(Opcode.CLOSE, close_body(1001))
+    assert raw.recv_frame() == Frame(Opcode.CLOSE, close_body(1001, "away"))
     conn.release()
     assert raw.read_to_end() == b""  # the server closes TCP first...
     raw.close()

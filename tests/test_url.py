@@ -46,7 +46,6 @@ from syncws.url import WebSocketURL, parse_ws_url, validate_protocols
         ("ws://under_score.example/", "ws://under_score.example/"),
         # The URL standard's lenient bits for special schemes.
         ("ws:example.com", "ws://example.com/"),
-        ("ws:///example.com/", "ws://example.com/"),
         ("ws:\\\\example.com\\a\\b", "ws://example.com/a/b"),
         ("  ws://example.com/ \x00", "ws://example.com/"),
         ("ws://exa\tmple.com/pa\nth\r", "ws://example.com/path"),
@@ -106,6 +105,9 @@ def test_valid_urls(url: str, href: str) -> None:
         # Hosts.
         "ws://",
         "ws:///",
+        # Three slashes: the URL standard would skip them (host "path"); syncws refuses.
+        "ws:///path",
+        "wss:////example.com/",
         "ws://:8080/",
         "ws://user:pass@/",
         "ws://ex ample.com/",
@@ -151,6 +153,13 @@ def test_error_messages_say_why() -> None:
         parse_ws_url("ftp://x")
     with pytest.raises(DOMSyntaxError, match="port"):
         parse_ws_url("ws://x:65536")
+
+
+def test_three_slashes_are_a_missing_host_not_a_host_made_of_the_path() -> None:
+    import syncws
+
+    with pytest.raises(DOMSyntaxError, match="missing host"):
+        syncws.WebSocket("ws:///path", connect=False)
 
 
 @pytest.mark.parametrize("value", [None, b"ws://x/", 42, ["ws://x/"]])

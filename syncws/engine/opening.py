@@ -23,6 +23,7 @@ from ..protocol.handshake import (
     content_length,
     new_key,
 )
+from ..redirects import is_redirect
 from ..streams import Stream, time_left
 from ..transport import ConnectTarget, open_stream
 
@@ -42,6 +43,11 @@ class HandshakeSpec:
     extension_offer: Optional[str] = None
     #: Given every Sec-WebSocket-Extensions value: the negotiated extension object or None.
     accept_extensions: Callable[[List[str]], Any] = field(default=lambda values: None)
+    #: With ``follow_redirects=True``: given a redirect, where and how to connect instead
+    #: (decided by :mod:`syncws.redirects`; raises ``HandshakeError`` when not to follow).
+    follow_redirect: Optional[
+        Callable[[Response], Tuple[ConnectTarget, "HandshakeSpec"]]
+    ] = None
 
 
 @dataclass
@@ -83,16 +89,22 @@ def open_connection(
     ``TimeoutError``, ``HandshakeError`` or the ``OSError`` that stopped it.
     """
     deadline = None if options.open_timeout is None else time.monotonic() + options.open_timeout
-    try:
-        stream = open_stream(target, deadline, cancelled, on_socket)
-    except socket.timeout as exc:
-        raise TimeoutError(f"timed out opening the connection to {label}") from exc
-    on_stream(stream)
-    key = new_key()
-    try:
-        response = _handshake(stream, spec, key, deadline)
-    except socket.timeout as exc:
-        raise TimeoutError(f"timed out during the opening handshake with {label}") from exc
+    while True:  # once, plus once per redirect followed (all within the one deadline)
+        try:
+            stream = open_stream(target, deadline, cancelled, on_socket)
+        except socket.timeout as exc:
+            raise TimeoutError(f"timed out opening the connection to {label}") from exc
+        on_stream(stream)
+        key = new_key()
+        try:
+            response = _handshake(stream, spec, key, deadline)
+        except socket.timeout as exc:
+            raise TimeoutError(f"timed out during the opening handshake with {label}") from exc
+        follow = spec.follow_redirect
+        if follow is None or not is_redirect(response):
+            break
+        stream.close()
+        target, spec = follow(response)
     protocol, extension = check_response(
         response, key=key, protocols=list(spec.protocols), accept_extensions=spec.accept_extensions
     )

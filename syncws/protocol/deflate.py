@@ -20,6 +20,10 @@ there is no open connection to send a 1010 Close on yet). The rules, from RFC 76
 - values are ``8``..``15`` without leading zeros, as a token or a quoted-string; no parameter
   twice, no unknown parameter, no value on the two flags, one permessage-deflate element at most.
 
+An offer that asks the server for something (its window, no context takeover) is followed by a
+fallback offer without those requests, and an answer must fit one of the two (see
+:func:`client_offer`): servers that ignore such requests still get compression.
+
 The 8-bit window. zlib refuses ``wbits=-8`` for raw deflate *compression* since 1.2.9 (it used
 to silently use 9), so when 8 is agreed for our direction we compress with 9. That is safe:
 zlib's deflate never emits a distance longer than ``window - 262`` (``MAX_DIST``), i.e. 250
@@ -64,7 +68,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from ..errors import HandshakeError, MessageTooBig, ProtocolError
@@ -280,7 +284,25 @@ def _format(params: Mapping[str, Optional[ParamValue]]) -> str:
 
 
 def client_offer(options: DeflateOptions) -> str:
-    """The ``Sec-WebSocket-Extensions`` request value offering ``options``."""
+    """The ``Sec-WebSocket-Extensions`` request value offering ``options``.
+
+    An offer that asks something of the server (``server_no_context_takeover`` or
+    ``server_max_window_bits``) is followed by a fallback offer without those requests (RFC 7692
+    5 lets a client send several, in order of preference). A server that accepts
+    permessage-deflate but ignores such a request (gorilla/websocket answers every offer with
+    the same two flags) then still negotiates compression: its answer fits the fallback, which
+    :func:`client_accept` checks it against, instead of failing the tuned offer. The fallback
+    keeps what the client promises about its own direction (``client_*``), which a server can
+    always accept.
+    """
+    offers = [_offer_text(options)]
+    fallback = _fallback(options)
+    if fallback is not None:
+        offers.append(_offer_text(fallback))
+    return ", ".join(offers)
+
+
+def _offer_text(options: DeflateOptions) -> str:
     return _format(
         {
             SERVER_NO_CONTEXT_TAKEOVER: options.server_no_context_takeover,
@@ -288,6 +310,15 @@ def client_offer(options: DeflateOptions) -> str:
             SERVER_MAX_WINDOW_BITS: options.server_max_window_bits,
             CLIENT_MAX_WINDOW_BITS: options.client_max_window_bits,
         }
+    )
+
+
+def _fallback(options: DeflateOptions) -> Optional[DeflateOptions]:
+    """``options`` without its requests to the server, or None if it makes none."""
+    if not options.server_no_context_takeover and options.server_max_window_bits is None:
+        return None
+    return replace(
+        options, server_no_context_takeover=False, server_max_window_bits=None
     )
 
 
@@ -299,7 +330,8 @@ def client_accept(
     ``options`` is what was offered (None: nothing was). Returns the client-role codec, or None
     when the server accepted no extension. Raises :class:`HandshakeError` for any answer RFC
     6455/7692 tells the client to reject: syncws offers only permessage-deflate, so any other
-    extension name is one that was not offered.
+    extension name is one that was not offered. An answer is accepted when it fits the tuned
+    offer or, failing that, the fallback offer :func:`client_offer` sent after it.
     """
     try:
         elements = parse_extensions(header_values)
@@ -317,10 +349,28 @@ def client_accept(
     except ValueError as exc:
         raise HandshakeError(f"invalid {NAME} response: {exc}") from None
     assert options is not None
-    agreed = _client_agreement(params, options)
+    agreed = _agreement_with_any_offer(params, options)
     # ws.extensions shows the server's answer as it was sent (RFC 6455's "extensions in use").
     raw = ", ".join(part.strip() for value in header_values for part in value.split(",") if part.strip())
     return PerMessageDeflate("client", agreed, response_text=raw or _format(params), options=options)
+
+
+def _agreement_with_any_offer(
+    params: Mapping[str, ParamValue], options: DeflateOptions
+) -> DeflateParameters:
+    """The agreement with the tuned offer, else with its fallback; HandshakeError if neither."""
+    try:
+        return _client_agreement(params, options)
+    except HandshakeError as tuned_error:
+        fallback = _fallback(options)
+        if fallback is None:
+            raise
+        try:
+            return _client_agreement(params, fallback)
+        except HandshakeError as fallback_error:
+            raise HandshakeError(
+                f"{tuned_error} (and for the fallback offer: {fallback_error})"
+            ) from None
 
 
 def _client_agreement(params: Mapping[str, ParamValue], options: DeflateOptions) -> DeflateParameters:

@@ -223,9 +223,16 @@ def check_response(
 
 
 def _refused(response: Response, body: bytes) -> "Tuple[str, object]":
+    location = response.get("Location") if 300 <= response.status < 400 else None
     raise HandshakeError(
         f"server rejected the WebSocket connection: HTTP {response.status}"
-        + (f" {response.reason}" if response.reason else ""),
+        + (f" {response.reason}" if response.reason else "")
+        + (
+            f" redirecting to {location} (the standard fails redirects; "
+            "pass follow_redirects=True to follow them)"
+            if location
+            else ""
+        ),
         status=response.status,
         headers=response.headers,
         body=body,

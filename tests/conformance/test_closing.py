@@ -175,7 +175,7 @@ def test_client_close_arguments_on_the_wire(open_client, code, reason, body):
     client.ws.close(code, reason)
     assert conn.expect_close() == CloseInfo(int.from_bytes(body[:2], "big"), body[2:].decode())
     conn.release()
-    client.assert_clean_close(int.from_bytes(body[:2], "big"))
+    client.assert_clean_close(int.from_bytes(body[:2], "big"), body[2:].decode())
 
 
 def test_client_close_then_server_never_answers(open_client):
@@ -197,7 +197,7 @@ def test_messages_sent_before_close_go_out_first(open_client):
     assert [conn.recv(timeout=5) for _ in range(3)] == ["m0", "m1", "m2"]
     assert conn.expect_close() == CloseInfo(1000, "done")
     conn.release()
-    client.assert_clean_close(1000)
+    client.assert_clean_close(1000, "done")
 
 
 @pytest.mark.parametrize("how", ["abort", "shutdown_write"])

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 from .errors import HandshakeError, ProxyError
 from .protocol.handshake import MAX_HEAD_SIZE, Response, ResponseParser, check_header_field
 from .streams import BytesLike, SocketStream, Stream, time_left
-from .transport import _check, _tune, open_tcp, tls_handshake
+from .tcp import check_cancelled, open_tcp, tls_handshake, tune
 
 logger = logging.getLogger("syncws")
 
@@ -352,7 +352,7 @@ def _read_response_head(
     buffer = memoryview(bytearray(16 * 1024))
     received = 0
     while True:
-        _check(cancelled)
+        check_cancelled(cancelled)
         left = time_left(deadline)
         n = stream.recv_into(buffer, _POLL_SLICE if left is None else min(left, _POLL_SLICE))
         if n is None:
@@ -454,7 +454,7 @@ def _socks_tunnel(
     )
     target = _authority(host, port)
     where = f"SOCKS{version} proxy {proxy.address}"
-    _check(cancelled)
+    check_cancelled(cancelled)
     try:
         sock = client.connect(host, port, timeout=time_left(deadline))
     except python_socks.ProxyTimeoutError as exc:
@@ -465,6 +465,6 @@ def _socks_tunnel(
             raise socket.timeout(f"connecting to {where} timed out") from exc
         raise ProxyError(f"{where} failed to connect to {target}: {exc}") from exc
     on_socket(sock)
-    _tune(sock)
+    tune(sock)
     logger.debug("%s opened a tunnel to %s", where, target)
     return SocketStream(sock)

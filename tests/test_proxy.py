@@ -22,7 +22,7 @@ import pytest
 from proxy_support import PROXY_AUTH as AUTH
 from proxy_support import SOCKS_AUTH as ODD_AUTH
 from proxy_support import EchoServer, RunningProxy, echo_server, free_port
-from syncws import transport as transport_mod
+from syncws import tcp as tcp_mod
 from syncws.errors import ProxyError
 from syncws.proxy import open_tunnel, redact_proxy_url, select_proxy, validate_proxy_url
 from syncws.streams import Stream
@@ -369,7 +369,7 @@ def test_wss_through_https_proxy_is_tls_inside_tls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # open_stream has no way to pass the proxy's context yet: trust its CA by default here.
-    monkeypatch.setattr(transport_mod, "default_ssl_context", lambda: nginx_https.tls_context)
+    monkeypatch.setattr(tcp_mod, "default_ssl_context", lambda: nginx_https.tls_context)
     roundtrip(connect(nginx_https.url(), tls_echo, context=client_context))
 
 

@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Callable, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -259,6 +259,6 @@ def time_left(deadline: Optional[float]) -> Optional[float]:
     return left
 
 
-def iter_addresses(host: str, port: int) -> Iterable[tuple]:
+def iter_addresses(host: str, port: int) -> Iterable[Tuple[Any, ...]]:
     """``getaddrinfo`` results for a TCP connection, in the resolver's order."""
     return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)

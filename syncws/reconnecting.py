@@ -207,13 +207,32 @@ def _run_connector(shared: _Shared, socket_ref: "weakref.ref[ReconnectingWebSock
         rws._start_attempt()
 
 
+class _Route:
+    """An inner socket's executor: the owner's ordered queue, or inline once detached.
+
+    Kept apart from :class:`_Attempt`: the inner socket's engine holds its executor, and
+    nothing it holds may lead back to the inner socket, or that could never be collected.
+    """
+
+    __slots__ = ("dispatcher", "attached")
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.attached = True  # False once close() cancelled the attempt
+
+    def __call__(self, task: Callable[[], None]) -> None:
+        if self.attached:
+            self.dispatcher.put(task)
+        else:
+            task()  # a cancelled attempt: let it finish quietly where it is
+
+
 class _Attempt:
     """One inner ``WebSocket``: forwards its events to the reconnecting socket (held weakly)."""
 
     def __init__(self, owner: "ReconnectingWebSocket") -> None:
         self.owner = weakref.ref(owner)
-        self.dispatcher = owner._dispatcher
-        self.attached = True  # False once close() cancelled this attempt
+        self.route = _Route(owner._dispatcher)
         self.inner: Optional[WebSocket] = None
         self.opened_at: Optional[float] = None
         self.ending = False  # its error or close is being delivered
@@ -221,16 +240,9 @@ class _Attempt:
         self.retry_at = 0.0
         self.close_delivered = False
 
-    def route(self, task: Callable[[], None]) -> None:
-        """The inner socket's executor: the owner's ordered queue, or inline once detached."""
-        if self.attached:
-            self.dispatcher.put(task)
-        else:
-            task()  # a cancelled attempt: let it finish quietly where it is
-
     def forward(self, event: Event) -> None:
         owner = self.owner()
-        if owner is not None and self.attached:
+        if owner is not None and self.route.attached:
             owner._on_inner_event(self, event)
 
 
@@ -505,7 +517,7 @@ class ReconnectingWebSocket(EventTarget):
             else:
                 inner = None
                 if live:  # an attempt in progress: cancel it, its events are ignored
-                    attempt.attached = False  # type: ignore[union-attr]
+                    attempt.route.attached = False  # type: ignore[union-attr]
                     self._attempt = None
                 self._final_queued = True
         if inner is not None:

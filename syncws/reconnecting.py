@@ -786,6 +786,21 @@ def _options_probe(url: UrlSource, protocols: Any, options: Mapping[str, Any]) -
     WebSocket(_PROBE_URL if callable(url) else url, protocols, connect=False, **probe_options)
 
 
+def _ended(ws: WebSocket) -> Optional[Tuple[CloseEvent, Optional[BaseException]]]:
+    """How ``ws`` ended (close event, error), or ``None`` while it is still open.
+
+    Messages the loop body left unread are dropped: the socket is being replaced.
+    """
+    while True:
+        try:
+            ws.recv(timeout=0)
+        except TimeoutError:
+            return None
+        except ConnectionClosed as closed:
+            event = CloseEvent("close", was_clean=closed.was_clean, code=closed.code, reason=closed.reason)
+            return event, closed.__cause__
+
+
 class _Reconnector(Iterator[WebSocket]):
     """The iterator ``reconnect()`` returns (see its documentation)."""
 
@@ -836,29 +851,21 @@ class _Reconnector(Iterator[WebSocket]):
 
     def _settle_previous(self) -> Optional[Tuple[CloseEvent, Optional[BaseException]]]:
         """Close the previous socket if the body left it open, wait for its end, and say how
-        it ended (``None`` when this side closed it: the next attempt is due at once)."""
+        it ended: ``None`` when it was still open (or closing) when the body handed it back,
+        so the next attempt is due at once; else its close for the policy and the backoff."""
         ws = self._previous
         if ws is None:
             return None
         self._previous = None
-        ours = ws.ready_state is not ReadyState.CLOSED  # open, or closed by the body
+        ended = None if ws.ready_state is ReadyState.CLOSING else _ended(ws)
         ws.close(1000)
         close_timeout = self._options.get("close_timeout", 10.0)
         ws.wait(None if close_timeout is None else close_timeout + 1.0)
         if time.monotonic() - self._opened_at >= self._backoff.reset_after:
             self._failures = self._retries = 0
-        elif not ours:
+        elif ended is not None:
             self._failures += 1  # a short connection counts as a failed attempt
-        if ours:
-            return None
-        while True:  # what the body left unread is dropped; the end comes last
-            try:
-                ws.recv(timeout=0)
-            except ConnectionClosed as closed:
-                event = CloseEvent("close", was_clean=closed.was_clean, code=closed.code, reason=closed.reason)
-                return event, closed.__cause__
-            except TimeoutError:  # not closed after close_timeout: count it as a failure
-                return CloseEvent("close", code=1006), None
+        return ended
 
     def _back_off(self, close_event: CloseEvent, error: Optional[BaseException]) -> None:
         """Sleep before the next attempt, or raise if the policy or max_attempts says stop."""

@@ -77,7 +77,7 @@ class ReconnectingCloseEvent(CloseEvent):
     reconnecting: bool
     retry_delay: Optional[float]
 
-    _repr_fields: Tuple[str, ...] = ("code", "reason", "was_clean", "reconnecting", "retry_delay")
+    _repr_fields = ("code", "reason", "was_clean", "reconnecting", "retry_delay")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -353,8 +353,10 @@ class ReconnectingWebSocket(EventTarget):
     _alive_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def _update_keepalive(self) -> None:
-        keep = self._state is not ReadyState.CLOSED and any(
-            self._has_listeners(t) for t in _EVENT_TYPES
+        """Hold this socket strongly while it can still deliver an event to a listener or has
+        messages queued for the next connection (the standard's garbage-collection rules)."""
+        keep = self._state is not ReadyState.CLOSED and (
+            bool(self._pending) or any(self._has_listeners(t) for t in _EVENT_TYPES)
         )
         with ReconnectingWebSocket._alive_lock:
             if keep:
@@ -494,6 +496,8 @@ class ReconnectingWebSocket(EventTarget):
             )
         self._pending.append((payload, size))
         self._pending_bytes += size
+        if len(self._pending) == 1:
+            self._update_keepalive()
 
     def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
         """Stop reconnecting and close: the open connection's ``close`` event is the final one;
@@ -666,6 +670,7 @@ class ReconnectingWebSocket(EventTarget):
                         self._pending_bytes -= size
                         inner.send(payload)
                 self._changed.notify_all()
+            self._update_keepalive()
 
     def _forward_message(self, event: MessageEvent) -> None:
         if self._state is not ReadyState.OPEN:

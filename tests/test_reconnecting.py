@@ -970,7 +970,7 @@ def test_a_socket_nobody_can_hear_from_is_collected_and_closes(ws_server_factory
     ws = make(server.url, None, max_pending=10)
     ws.send("x")  # queued: a send() while CONNECTING
     conn = server.accepted()
-    wait_until(lambda: ws.ready_state is ReadyState.OPEN)
+    wait_until(lambda opened=ws: opened.ready_state is ReadyState.OPEN)  # type: ignore[misc]
     ref = weakref.ref(ws)
     del ws
     for _ in range(3):
@@ -989,3 +989,48 @@ def test_no_thread_outlives_the_final_close_and_waits_use_one_thread() -> None:
         peak.append(sum(t.name.startswith("syncws-reconnect-") for t in threading.enumerate()))
     assert max(peak) <= 1
     assert wait_no_syncws_threads() == []
+
+
+def test_queued_messages_keep_an_unreferenced_socket_alive(ws_server_factory) -> None:
+    port = free_port()
+    received: List[Any] = []
+    ws = make(f"ws://127.0.0.1:{port}/", None, max_pending=100)
+    ws.send("kept")
+    ref = weakref.ref(ws)
+    del ws
+    gc.collect()
+    assert ref() is not None  # it still has something to send
+    ws_server_factory(echo_and_collect(received), port=port)
+    wait_until(lambda: received == ["kept"])
+    gc.collect()
+    assert ref() is None  # sent, and no listener: nothing keeps it any more
+
+
+def test_handshake_timeouts_are_retried(ws_server_factory) -> None:
+    answers = iter([HandshakeResponse.hang()])
+    server = ws_server_factory(handshake=lambda request, default: next(answers, default))
+    rec = Recorder()
+    ws = make(server.url, rec, open_timeout=0.3)
+    try:
+        wait_until(lambda: rec.count("open") == 1)
+    finally:
+        ws.close()
+        assert ws.wait(TIMEOUT)
+    assert isinstance(rec.of("error")[0].error, TimeoutError)
+    assert rec.types()[:3] == ["error", "close", "open"]
+
+
+def test_extensions_are_those_of_the_current_connection(ws_server_factory) -> None:
+    from syncws.protocol.deflate import server_negotiate
+
+    server = ws_server_factory(close_with(1012), extensions=[server_negotiate])
+    seen: List[Any] = []
+    ws = make(server.url, None, compression=True)
+    ws.add_event_listener("open", lambda e: seen.append(e.target.extensions))
+    ws.add_event_listener("close", lambda e: seen.append(e.target.extensions))
+    try:
+        wait_until(lambda: len(seen) >= 3)
+    finally:
+        ws.close()
+        assert ws.wait(TIMEOUT)
+    assert seen[0].startswith("permessage-deflate") and seen[1] == "" and seen[2].startswith("permessage-deflate")

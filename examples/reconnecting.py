@@ -48,18 +48,25 @@ def on_close(event: syncws.ReconnectingCloseEvent) -> None:
 
 
 def restart_twice(
-    server: WebSocketServer, ws: syncws.ReconnectingWebSocket, downtime: float, uptime: float
+    server: WebSocketServer,
+    ws: syncws.ReconnectingWebSocket,
+    opened: threading.Semaphore,
+    downtime: float,
+    uptime: float,
 ) -> None:
-    """The demo's flaky server: up, down, up, down, up again on the same port; then the demo
-    closes the socket and stops the server."""
+    """The demo's flaky server, on the same port: each time the client is connected, serve it
+    for ``uptime`` seconds, then stop for ``downtime``; after two restarts the demo closes the
+    socket and stops the server."""
     port = server.port
     for _ in range(2):
+        opened.acquire()
         time.sleep(uptime)
         print("-- demo: stopping the server", flush=True)
         server.stop()
         time.sleep(downtime)
         server = WebSocketServer(port=port).start()
         print("-- demo: server is back", flush=True)
+    opened.acquire()
     time.sleep(uptime)
     ws.close(1000, "demo over")
     ws.wait(15)
@@ -100,11 +107,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         onmessage=on_message,
         onerror=on_error,
         onclose=on_close,
+        connect=False,  # listeners first, then connect: no open event can be missed
         **options,
     )
     if server is not None:
-        restarts = (server, ws, 2 * args.interval, 4 * args.interval)
+        opened = threading.Semaphore(0)
+        ws.add_event_listener("open", lambda event: opened.release())
+        restarts = (server, ws, opened, 2 * args.interval, 4 * args.interval)
         threading.Thread(target=restart_twice, args=restarts, daemon=True).start()
+    ws.connect()
     try:
         tick_until_closed(ws, args.interval)
     except KeyboardInterrupt:

@@ -565,6 +565,11 @@ class ReconnectingWebSocket(EventTarget):
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
+    def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
+        """Raises ``InvalidStateError``, as ``WebSocket.recv`` does on sockets that
+        ``syncws.connect()`` did not make: scripts use ``syncws.reconnect()`` instead."""
+        raise InvalidStateError("recv() works on sockets made by syncws.connect() or syncws.reconnect()")
+
     def _check_not_in_handler(self, name: str) -> None:
         if self._dispatcher.running_thread == threading.get_ident():
             raise InvalidStateError(

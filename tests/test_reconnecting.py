@@ -1034,3 +1034,22 @@ def test_extensions_are_those_of_the_current_connection(ws_server_factory) -> No
         ws.close()
         assert ws.wait(TIMEOUT)
     assert seen[0].startswith("permessage-deflate") and seen[1] == "" and seen[2].startswith("permessage-deflate")
+
+
+def test_inline_executor_delivers_on_syncws_threads(ws_server_factory) -> None:
+    from syncws.executors import InlineExecutor
+
+    port = free_port()
+    rec = Recorder()
+    names: List[str] = []
+    ws = make(f"ws://127.0.0.1:{port}/", rec, executor=InlineExecutor())
+    ws.add_event_listener("close", lambda e: names.append(threading.current_thread().name))
+    wait_until(lambda: rec.count("close") >= 2)
+    ws_server_factory(port=port)
+    wait_until(lambda: rec.count("open") == 1)
+    with pytest.raises(InvalidStateError):
+        ws.recv()
+    ws.close()
+    assert ws.wait(TIMEOUT)
+    assert rec.types()[-2:] == ["open", "close"]
+    assert all(name.startswith("syncws-") or name == "MainThread" for name in names), names

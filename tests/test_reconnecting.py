@@ -524,8 +524,9 @@ def test_url_and_headers_callables_are_called_before_every_attempt(ws_server_fac
 
     rec = Recorder()
     opened: List[Any] = []
-    ws = make(url, rec, protocols=["a", "b"], headers=lambda: {"X-Token": str(next(tokens))})
+    ws = make(url, rec, protocols=["a", "b"], headers=lambda: {"X-Token": str(next(tokens))}, connect=False)
     ws.add_event_listener("open", lambda e: opened.append((e.target.url, e.target.protocol)))
+    ws.connect()
     try:
         wait_until(lambda: len(opened) >= 4)
     finally:
@@ -738,8 +739,9 @@ def test_close_while_open_closes_the_connection_with_its_final_close(ws_server_f
 
 def test_close_from_onerror_makes_the_coming_close_final() -> None:
     rec = Recorder()
-    ws = make(f"ws://127.0.0.1:{free_port()}/", rec)
+    ws = make(f"ws://127.0.0.1:{free_port()}/", rec, connect=False)
     ws.add_event_listener("error", lambda e: e.target.close())
+    ws.connect()
     assert ws.wait(TIMEOUT)
     assert rec.types() == ["error", "close"]
     assert rec.of("close")[0].code == 1006 and not rec.of("close")[0].reconnecting
@@ -747,8 +749,9 @@ def test_close_from_onerror_makes_the_coming_close_final() -> None:
 
 def test_close_from_onclose_cancels_the_wait() -> None:
     rec = Recorder()
-    ws = make(f"ws://127.0.0.1:{free_port()}/", rec)
+    ws = make(f"ws://127.0.0.1:{free_port()}/", rec, connect=False)
     ws.add_event_listener("close", lambda e: e.target.close(3001) if e.reconnecting else None)
+    ws.connect()
     assert ws.wait(TIMEOUT)
     assert rec.types() == ["error", "close", "close"]
     assert [(c.code, c.reconnecting) for c in rec.of("close")] == [(1006, True), (3001, False)]
@@ -796,8 +799,9 @@ def test_wait_is_for_the_final_close_and_not_from_a_handler(ws_server_factory) -
         except InvalidStateError as exc:
             raised.append(exc)
 
-    ws = make(server.url, rec)
+    ws = make(server.url, rec, connect=False)
     ws.add_event_listener("close", onclose)
+    ws.connect()
     wait_until(lambda: rec.count("close") >= 1)
     assert ws.wait(0.2) is False  # one connection ended; the socket did not
     ws.close()
@@ -1025,9 +1029,10 @@ def test_extensions_are_those_of_the_current_connection(ws_server_factory) -> No
 
     server = ws_server_factory(close_with(1012), extensions=[server_negotiate])
     seen: List[Any] = []
-    ws = make(server.url, None, compression=True)
+    ws = make(server.url, None, compression=True, connect=False)
     ws.add_event_listener("open", lambda e: seen.append(e.target.extensions))
     ws.add_event_listener("close", lambda e: seen.append(e.target.extensions))
+    ws.connect()
     try:
         wait_until(lambda: len(seen) >= 3)
     finally:

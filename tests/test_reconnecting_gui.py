@@ -1,6 +1,6 @@
-"""A ``ReconnectingWebSocket`` in a real Tk program (Xvfb): while it waits between attempts,
-the Tk main loop keeps running (a 10 ms ``after`` ticker never stalls for a whole wait), and
-every handler runs on the Tk thread."""
+"""A ``ReconnectingWebSocket`` in a real Tk program (Xvfb) and a real Qt program (offscreen):
+while it waits between attempts, the GUI loop keeps running (a 10 ms timer never stalls for a
+whole wait), and every handler runs on the GUI thread."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any, List
 import pytest
 
 from syncws import Backoff, ReadyState, ReconnectingWebSocket
-from syncws.executors import TkExecutor
+from syncws.executors import QtExecutor, TkExecutor
 
-from gui_support import run_tk, xvfb_display
+from gui_support import qt_application, run_qt, run_tk, xvfb_display
 from test_reconnecting import OPTS, Recorder, free_port
 
 WAIT = 0.4  # each wait between attempts; a blocked loop would show a gap this long
@@ -85,3 +85,46 @@ def test_tk_loop_stays_responsive_during_waits_and_runs_the_handlers(tk_root, ws
     assert len(ticks) > elapsed / 0.05  # ...and the loop ticked all along
     assert max(gaps) < WAIT / 2, max(gaps)  # never blocked for a wait
     assert rec.of("message")[0].data == "from the GUI"
+
+
+@pytest.mark.gui
+def test_qt_loop_stays_responsive_during_waits_and_runs_the_handlers(ws_server_factory) -> None:
+    qt_application()
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    port = free_port()
+    gui_thread = threading.get_ident()
+    ticks: List[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    rec = Recorder()
+    servers: List[Any] = []
+
+    def onclose(event: Any) -> None:
+        rec(event)
+        if event.reconnecting and rec.count("close") == 3 and not servers:
+            servers.append(ws_server_factory(port=port))
+        if not event.reconnecting:
+            loop.quit()
+
+    ws = ReconnectingWebSocket(
+        f"ws://127.0.0.1:{port}/",
+        executor=QtExecutor(),
+        backoff=Backoff(initial=WAIT, factor=1.0, jitter=False),
+        onopen=lambda e: (rec(e), e.target.close()), onerror=rec, onclose=onclose,
+        **OPTS,
+    )
+    started = time.monotonic()
+    try:
+        assert run_qt(loop, timeout=20), "the final close never came"
+    finally:
+        timer.stop()
+    elapsed = time.monotonic() - started
+    assert ws.ready_state is ReadyState.CLOSED
+    assert rec.types() == ["error", "close"] * 3 + ["open", "close"]
+    assert set(rec.threads) == {gui_thread}
+    assert elapsed >= 3 * WAIT * 0.9
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > elapsed / 0.05 and max(gaps) < WAIT / 2, max(gaps)

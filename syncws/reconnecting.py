@@ -688,13 +688,15 @@ class ReconnectingWebSocket(EventTarget):
     def _forward_error(self, attempt: _Attempt, event: ErrorEvent) -> None:
         # A failed connection always ends with close 1006 (API.md): decide now, so that
         # ready_state inside onerror already says whether another attempt follows.
-        self._decide(attempt, CloseEvent("close", was_clean=False, code=1006), event.error)
-        self.dispatch_event(ErrorEvent("error", error=event.error, message=event.message))
+        if self._decide(attempt, CloseEvent("close", was_clean=False, code=1006), event.error):
+            self.dispatch_event(ErrorEvent("error", error=event.error, message=event.message))
 
     def _forward_close(self, attempt: _Attempt, event: CloseEvent) -> None:
-        if attempt.decision is None:
-            self._decide(attempt, event, None)
+        if attempt.decision is None and not self._decide(attempt, event, None):
+            return
         with self._lock:
+            if attempt is not self._attempt:
+                return  # close() cancelled it meanwhile: its final close is on its way
             retry, delay = attempt.decision or (False, None)
             if self._close_request is not None or self._final_queued:
                 retry, delay = False, None
@@ -716,9 +718,14 @@ class ReconnectingWebSocket(EventTarget):
                 self._finish()
                 self._dispatcher.put(lambda: None, final=True)  # ends the dispatcher
 
-    def _decide(self, attempt: _Attempt, close_event: CloseEvent, error: Optional[BaseException]) -> None:
-        """Ask the policy (outside the lock: it is user code), then count and pick the delay."""
+    def _decide(self, attempt: _Attempt, close_event: CloseEvent, error: Optional[BaseException]) -> bool:
+        """Ask the policy (outside the lock: it is user code), then count and pick the delay.
+
+        False when ``close()`` cancelled the attempt first: its events are not dispatched.
+        """
         with self._lock:
+            if attempt is not self._attempt:
+                return False
             attempt.ending = True
             stopping = self._close_request is not None or _exiting
         retry = False if stopping else _ask_policy(self._policy, close_event, error)
@@ -746,6 +753,7 @@ class ReconnectingWebSocket(EventTarget):
                 retry = False
             attempt.decision = (retry, delay)
             self._state = ReadyState.CONNECTING if retry else ReadyState.CLOSED
+        return True
 
     def _schedule_retry(self, attempt: _Attempt) -> None:
         with self._lock:

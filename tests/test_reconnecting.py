@@ -1058,3 +1058,42 @@ def test_inline_executor_delivers_on_syncws_threads(ws_server_factory) -> None:
     assert ws.wait(TIMEOUT)
     assert rec.types()[-2:] == ["open", "close"]
     assert all(name.startswith("syncws-") or name == "MainThread" for name in names), names
+
+
+def test_at_interpreter_exit_the_connection_closes_with_1001_and_is_not_retried(ws_server_factory) -> None:
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    codes: List[Any] = []
+
+    def handler(conn: ServerConnection) -> None:
+        try:
+            while True:
+                conn.recv()
+        except ClientClosed as closed:
+            codes.append(closed.code)
+
+    server = ws_server_factory(handler)
+    script = textwrap.dedent(
+        f"""
+        import threading, syncws
+        opened = threading.Event()
+        ws = syncws.ReconnectingWebSocket(
+            {server.url!r}, proxy=None, onopen=lambda e: opened.set(),
+            backoff=syncws.Backoff(initial=0, jitter=False),  # a retry would come at once
+        )
+        assert opened.wait(10)
+        print("exiting", flush=True)
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=30,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0 and result.stdout == "exiting\n", result.stderr
+    wait_until(lambda: bool(codes))
+    time.sleep(0.3)
+    assert codes == [1001] and len(server.connections) == 1

@@ -191,3 +191,26 @@ def test_break_leaves_the_current_socket_to_the_body(ws_server) -> None:
     finally:
         ws.close()
         assert ws.wait(TIMEOUT)
+
+
+def test_a_connection_that_lasted_reset_after_resets_the_backoff(ws_server_factory) -> None:
+    lifetimes = iter([0.0, 0.0, 0.6])  # two short connections, then one long one
+
+    def handler(conn: ServerConnection) -> None:
+        conn.sleep(next(lifetimes, 0.0))
+        conn.abort()
+
+    server = ws_server_factory(handler)
+    backoff = Backoff(initial=0.2, factor=2.0, jitter=False, reset_after=0.4)
+    opened: List[float] = []
+    lost: List[float] = []
+    for ws in syncws.reconnect(server.url, backoff=backoff, **OPTS):
+        opened.append(time.monotonic())
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=TIMEOUT)
+        lost.append(time.monotonic())
+        if len(opened) == 4:
+            break
+    gaps = [b - a for a, b in zip(lost, opened[1:])]
+    assert 0.18 <= gaps[0] < 0.38 and 0.38 <= gaps[1] < 0.78  # growing: 0.2, 0.4
+    assert 0.18 <= gaps[2] < 0.6  # reset after the long connection: 0.2 again, not 0.8

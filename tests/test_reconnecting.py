@@ -1097,3 +1097,16 @@ def test_at_interpreter_exit_the_connection_closes_with_1001_and_is_not_retried(
     wait_until(lambda: bool(codes))
     time.sleep(0.3)
     assert codes == [1001] and len(server.connections) == 1
+
+
+def test_extension_mismatch_is_final(ws_server_factory) -> None:
+    def handshake(request: Any, default: HandshakeResponse) -> HandshakeResponse:
+        return default.add_header("Sec-WebSocket-Extensions", "x-not-offered")
+
+    server = ws_server_factory(handshake=handshake)
+    rec = Recorder()
+    ws = make(server.url, rec)  # compression=False: nothing offered
+    assert ws.wait(TIMEOUT)
+    assert rec.types() == ["error", "close"] and not rec.of("close")[0].reconnecting
+    error = rec.of("error")[0].error
+    assert isinstance(error, HandshakeError) and error.status == 101

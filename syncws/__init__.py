@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._version import __version__
 
+from .backoff import Backoff
 from .blob import Blob
 from .errors import (
     BufferFull,
@@ -26,11 +27,18 @@ from .errors import (
 )
 from .events import CloseEvent, ErrorEvent, Event, EventTarget, MessageEvent
 from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, ReadyState, WebSocket, connect
+from .reconnecting import ReconnectingCloseEvent, ReconnectingWebSocket, reconnect
+from .retry import default_should_retry
 
 __all__ = [
     "__version__",
     "WebSocket",
     "connect",
+    "ReconnectingWebSocket",
+    "ReconnectingCloseEvent",
+    "reconnect",
+    "Backoff",
+    "default_should_retry",
     "ReadyState",
     "CONNECTING",
     "OPEN",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue as _queue
 import threading
 import time
 from typing import Callable, Deque, Optional, Tuple
@@ -40,8 +41,12 @@ _SLICE = 0.02
 
 
 class Dispatcher:
-    """A per-socket FIFO of tasks run on ``post`` (deferred to the connection's own threads
-    when ``post`` is None: see the module docstring)."""
+    """A per-socket FIFO of tasks run on ``post``.
+
+    When ``post`` is None, drains are deferred to the connection's own threads (see the module
+    docstring), or with ``own_thread`` run on a thread of the dispatcher's own, started with
+    the first event and ended after the final one.
+    """
 
     def __init__(
         self,
@@ -49,8 +54,12 @@ class Dispatcher:
         *,
         name: str,
         max_queue: Optional[int] = None,
+        own_thread: bool = False,
     ) -> None:
-        self._post = post if post is not None else self._defer
+        if post is None:
+            post = self._post_to_own_thread if own_thread else self._defer
+        self._post = post
+        self._handoff: "Optional[_queue.SimpleQueue[Task]]" = None  # own_thread's queue
         self._name = name
         self.max_queue = max_queue
         self._queue: Deque[Tuple[Task, int]] = collections.deque()  # (task, weight)
@@ -94,6 +103,20 @@ class Dispatcher:
 
     def _defer(self, drain: Task) -> None:
         self._deferred = drain
+
+    def _post_to_own_thread(self, drain: Task) -> None:
+        """``own_thread``: a thread of this dispatcher runs the drains, from the first event
+        to the final one (for a socket whose events come from several connections)."""
+        if self._handoff is None:
+            self._handoff = _queue.SimpleQueue()
+            threading.Thread(target=self._run_own_thread, name=self._name, daemon=True).start()
+        self._handoff.put(drain)
+
+    def _run_own_thread(self) -> None:
+        handoff = self._handoff
+        assert handoff is not None
+        while not self._done:
+            handoff.get()()
 
     def take_deferred(self) -> Optional[Task]:
         """The drain the calling connection thread must run now, if its puts scheduled one."""

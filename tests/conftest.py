@@ -20,7 +20,9 @@ def _plugin_installed() -> bool:
 if not _plugin_installed():
     pytest_plugins = ["syncws.testing"]
 
-_ENGINE_PREFIXES = ("syncws-reader-", "syncws-writer-", "syncws-dispatch-", "syncws-close-timer-")
+_ENGINE_PREFIXES = (
+    "syncws-reader-", "syncws-writer-", "syncws-dispatch-", "syncws-close-timer-", "syncws-reconnect-"
+)
 
 
 def syncws_threads() -> list:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
+
+from helpers import syncws_threads, wait_no_syncws_threads
 
 
 def _plugin_installed() -> bool:
@@ -19,24 +18,6 @@ def _plugin_installed() -> bool:
 
 if not _plugin_installed():
     pytest_plugins = ["syncws.testing"]
-
-_ENGINE_PREFIXES = (
-    "syncws-reader-", "syncws-writer-", "syncws-dispatch-", "syncws-close-timer-", "syncws-reconnect-"
-)
-
-
-def syncws_threads() -> list:
-    return [t for t in threading.enumerate() if t.name.startswith(_ENGINE_PREFIXES)]
-
-
-def wait_no_syncws_threads(timeout: float = 3.0) -> list:
-    """The syncws client threads still alive after ``timeout`` (they should all end)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = syncws_threads()
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)

@@ -6,17 +6,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import pytest
 
 import syncws
 from syncws import ConnectionClosed, HandshakeError, InvalidStateError, ReadyState, WebSocket
 from syncws.protocol.frames import Opcode, serialize_frame
-from syncws.server import ClientClosed, CloseInfo, HandshakeResponse, ServerConnection, hold
+from syncws.server import CloseInfo, HandshakeResponse, ServerConnection, hold
 
-OPTS: Dict[str, Any] = dict(compression=False, proxy=None)
-TIMEOUT = 5.0
+from helpers import OPTS, TIMEOUT, client_close_of
+
 
 
 def connect(url: str, protocols: Any = None, **options: Any) -> WebSocket:
@@ -32,15 +32,6 @@ def closing() -> Iterator[List[WebSocket]]:
         ws.close()
     for ws in sockets:
         assert ws.wait(TIMEOUT)
-
-
-def client_close_of(conn: ServerConnection) -> Optional[CloseInfo]:
-    """Read until the client ends the connection; its Close (``None`` without one)."""
-    try:
-        while True:
-            conn.recv()
-    except ClientClosed as exc:
-        return exc.close
 
 
 def frame(opcode: int, payload: bytes) -> bytes:

@@ -12,7 +12,6 @@ import time
 import pytest
 
 import syncws
-from syncws.server import WebSocketServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

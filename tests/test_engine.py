@@ -11,55 +11,27 @@ import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 
 import syncws
 from syncws import KeepaliveTimeout, ReadyState, WebSocket
-from syncws.server import ClientClosed, CloseInfo, ServerConnection, hold
+from syncws.server import CloseInfo, ServerConnection, hold
 
-OPTS: Dict[str, Any] = dict(compression=False, proxy=None)
-TIMEOUT = 5.0
+from helpers import (
+    OPTS,
+    THREAD_PREFIXES,
+    TIMEOUT,
+    client_close_of,
+    only,
+    record,
+    syncws_threads,
+    types,
+    wait_gone,
+)
+
 MiB = 1024 * 1024
-PREFIXES = ("syncws-reader-", "syncws-writer-", "syncws-dispatch-", "syncws-close-timer-")
-
-
-def engine_threads() -> List[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(PREFIXES)]
-
-
-def wait_gone(threads: List[threading.Thread], timeout: float = 3.0) -> List[str]:
-    """Names of ``threads`` still alive after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return [t.name for t in threads if t.is_alive()]
-
-
-def record(url: str, **options: Any) -> Tuple[WebSocket, List[Tuple[str, Any]]]:
-    """A socket whose handlers (given to the constructor: nothing is missed) log every event."""
-    events: List[Tuple[str, Any]] = []
-    handlers = {f"on{t}": (lambda e: events.append((e.type, e))) for t in ("open", "message", "error", "close")}
-    ws = WebSocket(url, **{**OPTS, **handlers, **options})
-    return ws, events
-
-
-def types(events: List[Tuple[str, Any]]) -> List[str]:
-    return [t for t, _ in events]
-
-
-def only(events: List[Tuple[str, Any]], type: str) -> Any:
-    (event,) = [e for t, e in events if t == type]
-    return event
-
-
-def client_close_of(conn: ServerConnection) -> Optional[CloseInfo]:
-    try:
-        while True:
-            conn.recv()
-    except ClientClosed as exc:
-        return exc.close
 
 
 def deaf(conn: ServerConnection) -> None:
@@ -87,69 +59,69 @@ def idle_thread_names(before: set, timeout: float = 3.0) -> List[str]:
     """The kinds of syncws thread running once an idle writer had time to end."""
     deadline = time.monotonic() + timeout
     while True:
-        names = sorted(t.name.rsplit("-", 1)[0] for t in engine_threads() if t not in before)
+        names = sorted(t.name.rsplit("-", 1)[0] for t in syncws_threads() if t not in before)
         if "syncws-writer" not in names or time.monotonic() > deadline:
             return names
         time.sleep(0.01)
 
 
 def test_threads_are_named_and_end_after_close(ws_server) -> None:
-    before = set(engine_threads())
+    before = set(syncws_threads())
     ws, events = record(ws_server.url)
     wait_open(ws, events)
     # The thread budget: an idle open connection runs its reader and, with the default
     # executor, its dispatcher; no writer and no timer.
     assert idle_thread_names(before) == ["syncws-dispatch", "syncws-reader"]
-    mine = [t for t in engine_threads() if t not in before]
+    mine = [t for t in syncws_threads() if t not in before]
     assert all(t.daemon for t in mine)
     ws.close()
     assert ws.wait(TIMEOUT)
     assert wait_gone(mine) == []
-    assert [t for t in threading.enumerate() if t.name.startswith(PREFIXES) and t not in before] == []
+    assert [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIXES) and t not in before] == []
 
 
 def test_a_pool_executor_means_no_dispatch_thread(ws_server) -> None:
-    before = set(engine_threads())
+    before = set(syncws_threads())
     with ThreadPoolExecutor(max_workers=2) as pool:
         ws, events = record(ws_server.url, executor=pool)
         wait_open(ws, events)
         assert idle_thread_names(before) == ["syncws-reader"]
         ws.close()
         assert ws.wait(TIMEOUT)
-    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+    assert wait_gone([t for t in syncws_threads() if t not in before]) == []
 
 
 def test_the_writer_thread_runs_only_while_a_write_must_wait(ws_server_factory) -> None:
     server = ws_server_factory(deaf)
-    before = set(engine_threads())
+    before = set(syncws_threads())
     with ThreadPoolExecutor(max_workers=1) as pool:
         ws, events = record(server.url, executor=pool, ping_interval=None)
         wait_open(ws, events)
         assert idle_thread_names(before) == ["syncws-reader"]
         ws.send(b"x" * (8 * MiB))  # more than the socket takes: a writer must wait
-        names = sorted(t.name.rsplit("-", 1)[0] for t in engine_threads() if t not in before)
+        names = sorted(t.name.rsplit("-", 1)[0] for t in syncws_threads() if t not in before)
         assert names == ["syncws-reader", "syncws-writer"]
         assert ws.buffered_amount > 0
         server.accepted().release()  # the server's handler returns: it reads no more, closes
         ws.close()
         assert ws.wait(TIMEOUT)
-    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+    assert wait_gone([t for t in syncws_threads() if t not in before]) == []
 
 
 def test_no_thread_survives_a_failed_connection() -> None:
-    before = set(engine_threads())
+    before = set(syncws_threads())
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         ws, events = record(f"ws://127.0.0.1:{sock.getsockname()[1]}/")
         assert ws.wait(TIMEOUT)
     assert types(events) == ["error", "close"]
-    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+    assert wait_gone([t for t in syncws_threads() if t not in before]) == []
 
 
 def test_collected_open_socket_closes_with_an_empty_close_frame(ws_server_factory) -> None:
     closes: List[Optional[CloseInfo]] = []
     server = ws_server_factory(lambda conn: closes.append(client_close_of(conn)))
-    before = set(engine_threads())
+    before = set(syncws_threads())
     opened = threading.Event()
     ws = WebSocket(server.url, onopen=lambda e: opened.set(), **OPTS)
     assert opened.wait(TIMEOUT)
@@ -157,7 +129,7 @@ def test_collected_open_socket_closes_with_an_empty_close_frame(ws_server_factor
     gc.collect()
     assert server.accepted().join(TIMEOUT)
     assert closes == [CloseInfo(None, "")]  # the standard's rule for a collected socket
-    assert wait_gone([t for t in engine_threads() if t not in before]) == []
+    assert wait_gone([t for t in syncws_threads() if t not in before]) == []
 
 
 # -- keepalive and timeouts --------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
-from conftest import wait_no_syncws_threads  # tests/ is on sys.path
+from helpers import wait_no_syncws_threads  # tests/ is on sys.path
 from gui_support import qt_application, run_qt, run_tk, xvfb_display
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,10 +20,10 @@ import syncws
 from syncws import ConnectionClosed, KeepaliveTimeout, ReadyState, WebSocket
 from syncws.protocol.deflate import server_negotiate
 from syncws.protocol.frames import Opcode
-from syncws.server import ClientClosed, CloseInfo, ServerConnection, hold
+from syncws.server import ClientClosed, CloseInfo, ServerConnection
 
-OPTS: Dict[str, Any] = dict(compression=False, proxy=None)
-TIMEOUT = 5.0
+from helpers import OPTS, TIMEOUT, client_close_of
+
 Events = List[Tuple[str, Any]]
 
 
@@ -51,15 +51,6 @@ def collect_until(done: threading.Event, timeout: float = TIMEOUT) -> bool:
         if time.monotonic() > deadline:
             return False
     return True
-
-
-def client_close_of(conn: ServerConnection) -> Optional[CloseInfo]:
-    """Read until the client ends the connection; its Close (``None`` without one)."""
-    try:
-        while True:
-            conn.recv()
-    except ClientClosed as exc:
-        return exc.close
 
 
 def wait_state(ws: WebSocket, state: ReadyState) -> None:

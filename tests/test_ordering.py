@@ -22,6 +22,8 @@ from syncws import KeepaliveTimeout, WebSocket
 from syncws.executors import InlineExecutor
 from syncws.server import ClientClosed, ServerConnection
 
+from helpers import wait_until
+
 OPTS: Dict[str, Any] = dict(compression=False, proxy=None)
 TIMEOUT = 10.0
 MiB = 1024 * 1024
@@ -45,13 +47,6 @@ def burst(count: int, size: int = 0) -> Callable[[ServerConnection], None]:
         read_until_closed(conn)
 
     return handler
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def close_all(sockets: List[WebSocket]) -> None:

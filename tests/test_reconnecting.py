@@ -35,7 +35,9 @@ from syncws import (
 )
 from syncws.server import ClientClosed, HandshakeResponse, ServerConnection, hold
 
-from conftest import wait_no_syncws_threads
+from helpers import wait_until
+
+from helpers import wait_no_syncws_threads
 
 OPTS: Dict[str, Any] = dict(compression=False, proxy=None)
 FAST = Backoff(initial=0.05, factor=2.0, max_delay=1.0, jitter=False, reset_after=0.5)
@@ -47,13 +49,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 class Recorder:

@@ -32,6 +32,8 @@ from syncws import (
 from syncws.protocol.frames import Opcode
 from syncws.server import ClientClosed, CloseInfo, HandshakeResponse, ServerConnection, hold
 
+from helpers import wait_until
+
 OPTS: Dict[str, Any] = dict(compression=False, proxy=None)
 TYPES = ("open", "message", "error", "close")
 TIMEOUT = 5.0
@@ -152,14 +154,6 @@ def refused_port() -> "tuple[socket.socket, int]":
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     return sock, sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Poll ``predicate`` (for state kept by listeners that run after the recorder)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 # -- constructor -------------------------------------------------------------------------------

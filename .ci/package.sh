@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The package as users get it: build the sdist and the wheel, check their metadata with
+# twine, check that the LICENSE is in both, then install the unpacked sdist with its test
+# extra and run a representative part of the test suite from it (collecting all of it, so a
+# missing support module fails). Usage: .ci/package.sh [PYTHON]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${1:-python3}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$python" -m venv "$work/venv"
+. "$work/venv/bin/activate"
+python -m pip install -q build twine
+
+if ! python -m build --outdir "$work/dist" . >"$work/build.log" 2>&1; then
+  cat "$work/build.log"
+  exit 1
+fi
+twine check --strict "$work"/dist/*
+sdist=$(ls "$work"/dist/*.tar.gz)
+wheel=$(ls "$work"/dist/*.whl)
+name=$(basename "$sdist" .tar.gz)
+tar -tzf "$sdist" | grep -qx "$name/LICENSE" || { echo "LICENSE missing from $sdist"; exit 1; }
+python -m zipfile -l "$wheel" | grep -q "dist-info/licenses/LICENSE" ||
+  { echo "LICENSE missing from $wheel"; exit 1; }
+case "$(basename "$wheel")" in
+  *-abi3-*) echo "stable-ABI wheel: $(basename "$wheel")" ;;
+  *) echo "wheel: $(basename "$wheel") (not abi3)" ;;
+esac
+
+tar -xzf "$sdist" -C "$work"
+cd "$work/$name"
+python -m pip install -q ".[test]"
+# `pytest` (not `python -m pytest`): the tests import the installed syncws, built from the sdist.
+pytest -p no:cacheprovider -q --collect-only tests | tail -n 1
+pytest -p no:cacheprovider -q -x \
+  tests/test_docstrings.py tests/test_docs.py tests/test_examples.py tests/test_cli.py \
+  tests/test_websocket_api.py tests/test_url.py tests/test_blob.py tests/test_protocol_frames.py \
+  tests/conformance/test_closing.py

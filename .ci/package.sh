@@ -3,7 +3,7 @@
 # twine, check that the LICENSE is in both, then install the unpacked sdist with its test
 # extra and run a representative part of the test suite from it (collecting all of it, so a
 # missing support module fails). Usage: .ci/package.sh [PYTHON]
-set -euo pipefail
+set -euo pipefail  # (grep -q would end a pipe early: pipefail then fails it)
 cd "$(dirname "$0")/.."
 python=${1:-python3}
 
@@ -21,8 +21,8 @@ twine check --strict "$work"/dist/*
 sdist=$(ls "$work"/dist/*.tar.gz)
 wheel=$(ls "$work"/dist/*.whl)
 name=$(basename "$sdist" .tar.gz)
-tar -tzf "$sdist" | grep -qx "$name/LICENSE" || { echo "LICENSE missing from $sdist"; exit 1; }
-python -m zipfile -l "$wheel" | grep -q "dist-info/licenses/LICENSE" ||
+tar -tzf "$sdist" | grep -x "$name/LICENSE" >/dev/null || { echo "LICENSE missing from $sdist"; exit 1; }
+python -m zipfile -l "$wheel" | grep "dist-info/licenses/LICENSE" >/dev/null ||
   { echo "LICENSE missing from $wheel"; exit 1; }
 case "$(basename "$wheel")" in
   *-abi3-*) echo "stable-ABI wheel: $(basename "$wheel")" ;;

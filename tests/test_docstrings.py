@@ -38,8 +38,10 @@ PUBLIC_NAMES = {
     "syncws.protocol.frames": ["Opcode", "Frame"],
 }
 
-# Dunder methods whose meaning Python fixes; a docstring would only repeat it.
-_SELF_EXPLANATORY = {"__repr__", "__eq__", "__hash__", "__bytes__", "__reduce__", "__init__"}
+# Special methods whose behaviour is the class's own (the others, like __repr__ or __eq__,
+# mean what Python says they mean).
+_DOCUMENTED_SPECIAL = {"__call__", "__iter__", "__enter__", "__exit__", "__get__", "__set__",
+                       "__post_init__"}
 
 
 def _public_objects() -> Iterator[Tuple[str, Any]]:
@@ -60,19 +62,9 @@ def _own_doc(obj: Any) -> str:
 
 
 def _members(cls: type) -> Iterator[Tuple[str, Any]]:
-    """The public callables and attributes ``cls`` defines itself (aliases included)."""
+    """The public methods, properties and descriptors ``cls`` defines itself (aliases too)."""
     for name, value in vars(cls).items():
-        if name.startswith("_") and not (name.startswith("__") and name not in _SELF_EXPLANATORY):
-            continue
-        if name.startswith("__") and name in ("__doc__", "__module__", "__dict__", "__weakref__",
-                                              "__slots__", "__annotations__", "__qualname__",
-                                              "__orig_bases__", "__parameters__", "__firstlineno__",
-                                              "__static_attributes__", "__match_args__",
-                                              "__protocol_attrs__", "__non_callable_proto_members__",
-                                              "__abstractmethods__", "__callable_proto_members_only__",
-                                              "__subclasshook__", "__new__", "__getnewargs__",
-                                              "__class_getitem__", "__setattr__", "__delattr__",
-                                              "__buffer__", "__parameters__", "_abc_impl"):
+        if name.startswith("_") and name not in _DOCUMENTED_SPECIAL:
             continue
         if isinstance(value, (staticmethod, classmethod)):
             value = value.__func__

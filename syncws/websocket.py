@@ -303,7 +303,7 @@ class WebSocket(EventTarget):
             preference (``Sec-WebSocket-Protocol``). Empty, duplicated (case-insensitively)
             or invalid tokens raise :class:`~syncws.DOMSyntaxError`. If the server selects
             none of several offered, or one that was not offered, the connection fails.
-        executor: where handlers run. ``None`` (default): on a thread of this socket's own.
+        executor: where handlers run. ``None`` (default): on the socket's own threads.
             An object with ``submit(fn)`` (e.g. a :class:`concurrent.futures.ThreadPoolExecutor`),
             a callable ``post(fn)``, or an adapter from :mod:`syncws.executors`
             (``InlineExecutor()``, ``TkExecutor(root)``, ``QtExecutor()``). Whatever it is,

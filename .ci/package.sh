@@ -24,9 +24,13 @@ name=$(basename "$sdist" .tar.gz)
 tar -tzf "$sdist" | grep -x "$name/LICENSE" >/dev/null || { echo "LICENSE missing from $sdist"; exit 1; }
 python -m zipfile -l "$wheel" | grep "dist-info/licenses/LICENSE" >/dev/null ||
   { echo "LICENSE missing from $wheel"; exit 1; }
+# Once setup.cfg asks for the stable ABI ([bdist_wheel] py_limited_api), the wheel must be abi3.
 case "$(basename "$wheel")" in
   *-abi3-*) echo "stable-ABI wheel: $(basename "$wheel")" ;;
-  *) echo "wheel: $(basename "$wheel") (not abi3)" ;;
+  *) if grep -q '^py_limited_api' setup.cfg; then
+       echo "setup.cfg asks for py_limited_api, but the wheel is $(basename "$wheel")"; exit 1
+     fi
+     echo "wheel: $(basename "$wheel") (not abi3)" ;;
 esac
 
 tar -xzf "$sdist" -C "$work"

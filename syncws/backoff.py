@@ -52,6 +52,7 @@ class Backoff:
     reset_after: float = 5.0
 
     def __post_init__(self) -> None:
+        """Check every field: ``TypeError`` for a non-number, ``ValueError`` for a bad value."""
         _check_seconds("initial", self.initial)
         _check_seconds("max_delay", self.max_delay, allow_infinite=True)
         _check_seconds("reset_after", self.reset_after, allow_infinite=True)

@@ -82,7 +82,8 @@ class HandshakeError(WebSocketError):
         self.body = body
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        """The first value of header ``name`` (case-insensitive) in the server's answer."""
+        """The first value of header ``name`` (case-insensitive) in the server's answer, or
+        ``default`` if it has none."""
         lname = name.lower()
         for key, value in self.headers:
             if key.lower() == lname:

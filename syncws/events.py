@@ -75,14 +75,21 @@ def _check_str(name: str, value: object) -> None:
 class Event:
     """A DOM event: the ``open`` event, and the base of the other event classes.
 
+    ``Event(type)`` creates one, e.g. to pass to ``dispatch_event``.
+
     Attributes: ``type``, ``target`` and ``current_target`` (the ``EventTarget`` while it is
     being dispatched; ``current_target`` returns to ``None`` afterwards, as in the DOM),
     ``time_stamp``, and ``bubbles``/``cancelable``/``default_prevented``, always ``False``.
     """
 
-    __slots__ = (
-        "type", "target", "current_target", "time_stamp", "_dispatching", "_stop_immediate"
-    )
+    __slots__ = {
+        "type": "The event type: ``\"open\"``, ``\"message\"``, ``\"error\"`` or ``\"close\"``.",
+        "target": "The WebSocket (``EventTarget``) the event was dispatched to, or ``None``.",
+        "current_target": "The target while listeners run (``currentTarget``); ``None`` after.",
+        "time_stamp": "Creation time, milliseconds since the Unix epoch (``timeStamp``).",
+        "_dispatching": None,
+        "_stop_immediate": None,
+    }
 
     type: str
     target: Any  # the WebSocket (Any, so that event.target.send(...) type-checks)
@@ -137,9 +144,17 @@ class Event:
 
 class MessageEvent(Event):
     """A ``message`` event: ``data`` (``str``, ``bytes`` or ``Blob``), ``origin`` and
-    ``last_event_id``."""
+    ``last_event_id``.
 
-    __slots__ = ("data", "origin", "last_event_id")
+    ``MessageEvent(type, *, data=None, origin="", last_event_id="")`` creates one.
+    """
+
+    __slots__ = {
+        "data": "The message: ``str`` for text; for binary, a ``Blob`` or ``bytes`` as the "
+        "socket's ``binary_type`` was when the event was dispatched.",
+        "origin": "The origin of the URL, e.g. ``\"ws://example.com:8080\"``.",
+        "last_event_id": "Always ``\"\"`` for WebSocket messages (``lastEventId``).",
+    }
 
     data: Any
     origin: str
@@ -164,9 +179,18 @@ class MessageEvent(Event):
 
 class ErrorEvent(Event):
     """An ``error`` event: ``error`` is the exception that caused it (or ``None``), ``message``
-    a human-readable description."""
+    a human-readable description.
 
-    __slots__ = ("error", "message")
+    ``ErrorEvent(type, *, error=None, message="")`` creates one. The standard's ``error``
+    event is a plain ``Event``; syncws adds the cause so that a program can tell a refused
+    connection from a certificate failure or an HTTP status (:class:`~syncws.HandshakeError`).
+    """
+
+    __slots__ = {
+        "error": "The exception that failed the connection (``OSError``, "
+        "``HandshakeError``, ``ProtocolError``, ...), or ``None``.",
+        "message": "A human-readable description of the error.",
+    }
 
     error: Optional[BaseException]
     message: str
@@ -182,9 +206,18 @@ class ErrorEvent(Event):
 
 
 class CloseEvent(Event):
-    """A ``close`` event: ``was_clean``, ``code`` (e.g. 1000, 1005, 1006) and ``reason``."""
+    """A ``close`` event: ``was_clean``, ``code`` (e.g. 1000, 1005, 1006) and ``reason``.
 
-    __slots__ = ("was_clean", "code", "reason")
+    ``CloseEvent(type, *, was_clean=False, code=0, reason="")`` creates one, as in the
+    standard.
+    """
+
+    __slots__ = {
+        "was_clean": "Whether the closing handshake completed (``wasClean``).",
+        "code": "The server's close code; 1005 if its Close frame had none; 1006 if the "
+        "connection closed without a Close frame or failed.",
+        "reason": "The server's close reason (``\"\"`` if none).",
+    }
 
     was_clean: bool
     code: int
@@ -256,7 +289,12 @@ class EventTarget:
     def add_event_listener(
         self, type: str, listener: Optional[EventListener], *, once: bool = False
     ) -> None:
-        """Register ``listener`` for events of ``type`` (``None`` is ignored, as in the DOM)."""
+        """Register ``listener`` for events of ``type`` (``None`` is ignored, as in the DOM).
+
+        ``listener`` is a callable taking the event, or an object with a
+        ``handle_event(event)`` (or ``handleEvent``) method. With ``once=True`` it is removed
+        just before its first call. Adding the same listener twice registers it once.
+        """
         _check_str("event type", type)
         if listener is None:
             return
@@ -364,23 +402,25 @@ class EventTarget:
     def addEventListener(
         self, type: str, listener: Optional[EventListener], *, once: bool = False
     ) -> None:
-        """Alias of ``add_event_listener``."""
+        """Alias of ``add_event_listener(type, listener, once=once)``."""
         self.add_event_listener(type, listener, once=once)
 
     def removeEventListener(self, type: str, listener: Optional[EventListener]) -> None:
-        """Alias of ``remove_event_listener``."""
+        """Alias of ``remove_event_listener(type, listener)``."""
         self.remove_event_listener(type, listener)
 
     def dispatchEvent(self, event: Event) -> bool:
-        """Alias of ``dispatch_event``."""
+        """Alias of ``dispatch_event(event)``."""
         return self.dispatch_event(event)
 
 
 class EventHandlerAttribute:
     """Descriptor for an event handler attribute: ``onopen = EventHandlerAttribute("open")``.
 
-    Reading gives the handler or ``None``; assigning follows ``EventTarget._set_event_handler``
-    (a callable or ``None``, anything else raises ``TypeError``).
+    ``type`` is the event type it handles. Reading gives the handler or ``None``; assigning
+    follows the HTML event handler rules (a callable or ``None``, anything else raises
+    ``TypeError``): the first callable takes its place among the listeners, later ones keep
+    that place, ``None`` removes it.
     """
 
     def __init__(self, type: str) -> None:
@@ -397,9 +437,11 @@ class EventHandlerAttribute:
     def __get__(
         self, obj: Optional[EventTarget], objtype: Optional[type] = None
     ) -> Union[EventHandlerAttribute, EventHandler]:
+        """The handler of ``obj`` (the descriptor itself when read on the class ``objtype``)."""
         if obj is None:
             return self
         return obj._get_event_handler(self.type)
 
     def __set__(self, obj: EventTarget, value: EventHandler) -> None:
+        """Make ``value`` (a callable or ``None``) the handler of ``obj``."""
         obj._set_event_handler(self.type, value)

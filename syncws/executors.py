@@ -119,6 +119,7 @@ class InlineExecutor:
     """
 
     def __call__(self, fn: Task) -> None:
+        """Run ``fn`` now; an exception it raises is logged, not propagated."""
         _run(fn)
 
     def __repr__(self) -> str:
@@ -143,6 +144,7 @@ class _GuiExecutor:
         self._closed = False
 
     def __call__(self, fn: Task) -> None:
+        """Queue ``fn`` to run on the GUI thread; safe from any thread, never blocks."""
         with self._lock:
             if self._closed:
                 log.debug("%r is closed; dropped %r", self, fn)

@@ -69,10 +69,15 @@ class ReconnectingCloseEvent(CloseEvent):
     """The ``close`` event of a :class:`ReconnectingWebSocket` (a ``CloseEvent``).
 
     ``reconnecting`` is ``True`` when another attempt follows, and ``retry_delay`` is then the
-    seconds until it (``None`` otherwise).
+    seconds until it (``None`` otherwise). ``ReconnectingCloseEvent(type, *, was_clean=False,
+    code=0, reason="", reconnecting=False, retry_delay=None)`` creates one; ``type``,
+    ``was_clean``, ``code`` and ``reason`` are those of :class:`~syncws.CloseEvent`.
     """
 
-    __slots__ = ("reconnecting", "retry_delay")
+    __slots__ = {
+        "reconnecting": "Whether another attempt follows this close (``False`` on the final one).",
+        "retry_delay": "Seconds until the next attempt, or ``None`` when none follows.",
+    }
 
     reconnecting: bool
     retry_delay: Optional[float]
@@ -250,7 +255,14 @@ class _Attempt:
 
 
 class ReconnectingWebSocket(EventTarget):
-    """A ``WebSocket`` that survives the loss of its connection; see shared/API.md.
+    """A ``WebSocket`` that survives the loss of its connection, over a series of connections.
+
+    It has the whole ``WebSocket`` API (attributes, ``send``, ``close``, ``wait``, ``flush``,
+    listeners, ``on...`` handlers, aliases, context manager). Every connection established
+    dispatches ``open``; every attempt that fails and every connection that ends dispatches
+    ``error`` (if it failed) then ``close`` (a :class:`ReconnectingCloseEvent`, whose
+    ``reconnecting`` says whether another attempt follows). Between connections
+    ``ready_state`` is ``CONNECTING``; it becomes ``CLOSED`` only with the final ``close``.
 
     Parameters:
         url: the server's URL, or a callable returning it, called before every attempt.
@@ -370,12 +382,13 @@ class ReconnectingWebSocket(EventTarget):
                 ReconnectingWebSocket._alive.discard(self)
 
     def add_event_listener(self, type: str, listener: Any, *, once: bool = False) -> None:
-        """As ``WebSocket.add_event_listener``; a socket with listeners is kept alive."""
+        """Register ``listener`` for events of ``type``, as ``WebSocket.add_event_listener``
+        (``once`` likewise); a socket with listeners is kept alive."""
         super().add_event_listener(type, listener, once=once)
         self._update_keepalive()
 
     def remove_event_listener(self, type: str, listener: Any) -> None:
-        """As ``WebSocket.remove_event_listener``."""
+        """Unregister ``listener`` for events of ``type``, as ``WebSocket.remove_event_listener``."""
         super().remove_event_listener(type, listener)
         self._update_keepalive()
 
@@ -419,6 +432,8 @@ class ReconnectingWebSocket(EventTarget):
 
     @property
     def binary_type(self) -> str:
+        """``"blob"`` or ``"arraybuffer"``, as ``WebSocket.binary_type``, for every connection
+        (``binaryType`` is an alias)."""
         return self._binary_type
 
     @binary_type.setter
@@ -469,7 +484,12 @@ class ReconnectingWebSocket(EventTarget):
             self._start_attempt()
 
     def send(self, data: Data) -> None:
-        """Send on the open connection; while offline, queue (``max_pending``) or raise."""
+        """Send ``data`` (as ``WebSocket.send`` takes it) on the open connection.
+
+        While not ``OPEN`` it is queued, up to ``max_pending`` bytes in all (beyond that
+        :class:`~syncws.BufferFull`), and sent right after the next ``open`` event's handlers
+        returned; with ``max_pending=0`` it raises :class:`~syncws.InvalidStateError` instead.
+        """
         payload, size = _message_size(data)
         warn = False
         with self._lock:
@@ -542,6 +562,7 @@ class ReconnectingWebSocket(EventTarget):
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the final ``close`` event was delivered and its handlers returned.
 
+        ``True`` if so, ``False`` if ``timeout`` seconds passed first (``None``: no limit).
         From a handler of this socket it raises ``InvalidStateError`` (it would wait for itself).
         """
         self._check_not_in_handler("wait")
@@ -549,7 +570,8 @@ class ReconnectingWebSocket(EventTarget):
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Block until what ``send()`` accepted reached the OS: the offline queue went out and
-        the current connection drained (or the socket closed); ``True`` if so."""
+        the current connection drained (or the socket closed); ``True`` if so, ``False`` if
+        ``timeout`` seconds passed first."""
         self._check_not_in_handler("flush")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -571,8 +593,8 @@ class ReconnectingWebSocket(EventTarget):
                 return False
 
     def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
-        """Raises ``InvalidStateError``, as ``WebSocket.recv`` does on sockets that
-        ``syncws.connect()`` did not make: scripts use ``syncws.reconnect()`` instead."""
+        """Raises ``InvalidStateError`` (whatever ``timeout``), as ``WebSocket.recv`` does on
+        sockets that ``syncws.connect()`` did not make: scripts use ``syncws.reconnect()``."""
         raise InvalidStateError("recv() works on sockets made by syncws.connect() or syncws.reconnect()")
 
     def _check_not_in_handler(self, name: str) -> None:
@@ -582,9 +604,12 @@ class ReconnectingWebSocket(EventTarget):
             )
 
     def __enter__(self) -> "ReconnectingWebSocket":
+        """Return the socket itself; leaving the block closes it (see :meth:`__exit__`)."""
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        """Stop reconnecting, close with 1000 and wait up to ``close_timeout`` for the final
+        ``close`` event."""
         self.close(1000)
         timeout = self._options.get("close_timeout", 10.0)
         if self._dispatcher.running_thread != threading.get_ident():
@@ -915,7 +940,7 @@ def reconnect(
     should_retry: Optional[ShouldRetry] = None,
     **options: Any,
 ) -> Iterator[WebSocket]:
-    """Connected sockets, one per successful connection, for scripts (see shared/API.md).
+    """Connected sockets, one per successful connection, for scripts.
 
     Each is what ``syncws.connect(url, protocols, timeout=timeout, **options)`` returns
     (``url`` and ``headers=`` may be callables called before every attempt). A failed attempt
@@ -925,6 +950,8 @@ def reconnect(
     body left it open, and its end is waited for; a connection the server ended counts as a
     failure for the policy and the backoff (one that lasted ``backoff.reset_after`` seconds
     resets the count). The waits run on the caller's thread: this form is for scripts.
+    ``should_retry(close_event, error) -> bool`` replaces the default retry policy, as for
+    :class:`ReconnectingWebSocket`.
     """
     if backoff is None:
         backoff = Backoff()

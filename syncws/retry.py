@@ -64,7 +64,16 @@ def _cert_failure(error: Optional[BaseException]) -> bool:
 
 
 def default_should_retry(close_event: CloseEvent, error: Optional[BaseException]) -> bool:
-    """The default policy; see the module's documentation for every case."""
+    """The default retry policy: whether to attempt another connection.
+
+    ``close_event`` is the ``close`` event of the attempt or connection that ended, ``error``
+    the exception of its ``error`` event (``None`` if it did not fail). Retried: network
+    failures (``OSError``, ``TimeoutError``), HTTP 408, 429, 500, 502, 503 and 504, and a
+    connection that ended without this side calling ``close()``, unless the server closed
+    with 1002, 1003, 1007, 1008, 1009, 1010 or 1015. Not retried: those close codes, other
+    HTTP statuses, certificate failures, subprotocol or extension mismatches, ``close()``.
+    See the module's documentation for every case.
+    """
     if error is not None:
         if _cert_failure(error):
             return False

@@ -130,7 +130,12 @@ class ExtensionCodec(Protocol):
     def decode_frame(
         self, payload: bytes, *, first: bool, fin: bool, compressed: bool, max_size: Optional[int]
     ) -> bytes:
-        """One incoming data frame; ``compressed`` is RSV1 of the message's first frame."""
+        """Decode one incoming data frame's ``payload``.
+
+        ``first``/``fin``: whether it is the message's first/last frame; ``compressed`` is
+        RSV1 of the message's first frame; ``max_size`` bounds the decoded message (``None``:
+        no bound).
+        """
 
 
 #: An extension negotiator: the client's ``Sec-WebSocket-Extensions`` header values in,
@@ -145,7 +150,11 @@ def _header_values(headers: Sequence[Tuple[str, str]], name: str) -> List[str]:
 
 @dataclasses.dataclass
 class Request:
-    """The client's opening handshake request, as received."""
+    """The client's opening handshake request, as received.
+
+    ``method``, ``path`` and ``version`` come from the request line, ``headers`` is the list
+    of ``(name, value)`` pairs in order, ``raw`` the bytes of the whole head.
+    """
 
     method: str
     path: str
@@ -220,6 +229,9 @@ class HandshakeResponse:
       (reset TCP without answering) or ``"hang"`` (never answer; wait until the server stops).
     - ``codec``: the extension codec the connection uses after this answer.
 
+    - ``status`` and ``headers`` (a list of ``(name, value)`` pairs, duplicates allowed)
+      make the head.
+
     The connection counts as upgraded (the handler runs) when what was sent is a 101: ``status``
     for a normal answer, the status line of ``raw`` otherwise.
     """
@@ -287,7 +299,7 @@ class HandshakeResponse:
         return values[0] if values else None
 
     def add_header(self, name: str, value: str) -> HandshakeResponse:
-        """Append a header (even a duplicate); returns ``self`` for chaining."""
+        """Append the header ``name: value`` (even a duplicate); returns ``self`` for chaining."""
         self.headers.append((name, value))
         return self
 
@@ -310,7 +322,8 @@ class HandshakeResponse:
         return self.add_header(name, value)
 
     def pad_headers(self, size: int, line_length: int = 1000) -> HandshakeResponse:
-        """Add ``X-Padding-N`` headers totalling about ``size`` bytes (a huge header block)."""
+        """Add ``X-Padding-N`` headers totalling about ``size`` bytes (a huge header block),
+        each line about ``line_length`` bytes long; returns ``self``."""
         filler = "a" * max(1, line_length - 20)
         for index in range(max(1, size // (len(filler) + 20))):
             self.headers.append((f"X-Padding-{index}", filler))
@@ -406,6 +419,10 @@ class ServerConnection:
     Reading (``recv``, ``recv_frame``, ``expect_close``, ``wait_eof``) belongs to one thread at a
     time; sending methods are serialized by a lock, so a second thread may send (plain TCP only:
     do not read and write a TLS connection from two threads at once).
+
+    The server creates it for each accepted TCP connection: ``server`` is the
+    :class:`WebSocketServer`, ``sock`` the accepted socket (TLS-wrapped for ``wss``),
+    ``address`` the client's address and ``name`` the name of the connection's thread.
     """
 
     def __init__(self, server: WebSocketServer, sock: socket.socket, address: Tuple[Any, ...], name: str):
@@ -485,7 +502,8 @@ class ServerConnection:
 
         Pings are answered and pongs recorded meanwhile; any data frame first raises
         ``AssertionError``. With ``reply`` the Close is echoed (as :meth:`recv` does) unless the
-        server already sent one. Raises :class:`ClientClosed` if TCP ends without a Close.
+        server already sent one. Raises :class:`ClientClosed` if TCP ends without a Close, and
+        ``TimeoutError`` after ``timeout`` seconds.
         """
         if self.closed_by_client is not None:
             return self.closed_by_client
@@ -604,7 +622,8 @@ class ServerConnection:
         chunk_size: Optional[int] = None,
         delay: float = 0.0,
     ) -> None:
-        """Send a message: ``str`` as text, bytes-like as binary, through the negotiated codec.
+        """Send ``data`` as a message: ``str`` as text, bytes-like as binary, through the
+        negotiated codec.
 
         ``fragment_size`` splits it into frames of that many payload bytes; ``chunk_size`` and
         ``delay`` are passed to :meth:`send_raw`.
@@ -634,7 +653,12 @@ class ServerConnection:
         delay: float = 0.0,
     ) -> None:
         """Send one frame exactly as described: any opcode 0–15, any bits, any length, masked
-        or not (a ``str`` payload is UTF-8 encoded). Nothing is checked."""
+        or not (a ``str`` payload is UTF-8 encoded). Nothing is checked.
+
+        ``fin``, ``rsv1``, ``rsv2`` and ``rsv3`` set the header bits, ``mask`` masks the
+        payload with a random key (servers must not); ``chunk_size`` and ``delay`` are passed
+        to :meth:`send_raw`.
+        """
         data = serialize_frame(
             opcode, _as_bytes(payload), fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=mask
         )
@@ -651,7 +675,8 @@ class ServerConnection:
         delay: float = 0.0,
     ) -> None:
         """Send one message as ``len(parts)`` frames: ``opcode`` then continuations, FIN on the
-        last; ``rsv1`` is set on the first frame only. All frames go out in one write."""
+        last; ``rsv1`` is set on the first frame only, ``mask`` masks every frame. All frames
+        go out in one write (``chunk_size`` and ``delay`` as for :meth:`send_raw`)."""
         if not parts:
             raise ValueError("send_fragments needs at least one part")
         last = len(parts) - 1
@@ -686,11 +711,11 @@ class ServerConnection:
                     self.sleep(delay)
 
     def ping(self, payload: Union[str, bytes] = b"") -> None:
-        """Send a Ping frame."""
+        """Send a Ping frame carrying ``payload`` (at most 125 bytes for a valid frame)."""
         self.send_frame(Opcode.PING, payload)
 
     def pong(self, payload: Union[str, bytes] = b"") -> None:
-        """Send an (unsolicited) Pong frame."""
+        """Send an (unsolicited) Pong frame carrying ``payload``."""
         self.send_frame(Opcode.PONG, payload)
 
     def close(
@@ -735,7 +760,7 @@ class ServerConnection:
         self._ctl.shutdown(socket.SHUT_WR)
 
     def sleep(self, seconds: float) -> bool:
-        """Sleep, but return early (``False``) when the server is stopping."""
+        """Sleep ``seconds``, but return early (``False``) when the server is stopping."""
         return not self.server._stopping.wait(seconds)
 
     def release(self) -> None:
@@ -743,7 +768,8 @@ class ServerConnection:
         self._released.set()
 
     def join(self, timeout: Optional[float] = 5.0) -> bool:
-        """Wait until the server is done with this connection (handler returned, TCP closed)."""
+        """Wait until the server is done with this connection (handler returned, TCP closed);
+        ``False`` if that takes longer than ``timeout`` seconds."""
         return self._done.wait(timeout)
 
     @property
@@ -863,7 +889,8 @@ def _describe(frame: Frame) -> str:
 
 
 def echo(conn: ServerConnection) -> None:
-    """The default handler: every message back with its own type until the client closes."""
+    """The default handler: sends every message ``conn`` receives back with its own type,
+    until the client closes."""
     while True:
         conn.send(conn.recv())
 
@@ -884,6 +911,12 @@ class WebSocketServer:
     have changed in place). ``subprotocols`` lists the server's subprotocols by preference;
     ``extensions`` the :data:`ServerExtension` negotiators tried in order (the first that
     accepts the client's offer wins).
+
+    ``host`` and ``port`` are where it listens (port 0: a free one, see :attr:`port`);
+    ``ssl_context`` (a server-side :class:`ssl.SSLContext`) makes it a ``wss://`` server;
+    ``close_timeout`` bounds the wait for the client's FIN after the handler returns;
+    ``max_request_size`` bounds the request head in bytes (a larger one is answered with 431).
+    Used as a context manager, it is started on entry and stopped on exit.
     """
 
     def __init__(
@@ -977,9 +1010,11 @@ class WebSocketServer:
                 sock.close()
 
     def __enter__(self) -> WebSocketServer:
+        """Start the server (unless already started) and return it."""
         return self if self._listener is not None else self.start()
 
     def __exit__(self, *exc_info: object) -> None:
+        """Stop the server (see :meth:`stop`)."""
         self.stop()
 
     # -- addresses -------------------------------------------------------------------------
@@ -1040,14 +1075,16 @@ class WebSocketServer:
         )
 
     def select_subprotocol(self, request: Request) -> Optional[str]:
-        """The first of ``subprotocols`` that the client offered (case-sensitive), or ``None``."""
+        """The first of ``subprotocols`` that the client offered in ``request``
+        (case-sensitive), or ``None``."""
         offered = request.tokens("Sec-WebSocket-Protocol")
         return next((p for p in self.subprotocols if p in offered), None)
 
     def negotiate_extension(
         self, request: Request
     ) -> Tuple[Optional[str], Optional[ExtensionCodec]]:
-        """The extension plug-in point: ``(response header value, codec)`` or ``(None, None)``.
+        """The extension plug-in point: ``(response header value, codec)`` or ``(None, None)``
+        for ``request``.
 
         The client's ``Sec-WebSocket-Extensions`` values are offered to each of ``extensions``
         in turn; permessage-deflate plugs in here (see the module's documentation).
@@ -1092,7 +1129,8 @@ class WebSocketServer:
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Run the echo server, print its URL, and serve until Ctrl-C (``python -m syncws serve``)."""
+    """Run the echo server on ``host``:``port`` (with permessage-deflate), print its URL, and
+    serve until Ctrl-C (``python -m syncws serve``)."""
     from .protocol.deflate import server_negotiate
 
     with WebSocketServer(host=host, port=port, extensions=[server_negotiate]) as server:

@@ -23,7 +23,12 @@ __all__ = ["ReadyState", "Ending", "SocketState", "TRANSITIONS"]
 
 
 class ReadyState(enum.IntEnum):
-    """The standard's ``readyState`` values."""
+    """The states of a WebSocket (``ws.ready_state``), numbered as the standard's ``readyState``.
+
+    ``CONNECTING`` (0): the connection is not yet open. ``OPEN`` (1): messages can be sent
+    and received. ``CLOSING`` (2): the closing handshake has started (or ``close()`` was
+    called). ``CLOSED`` (3): the connection is closed or could not be opened.
+    """
 
     CONNECTING = 0
     OPEN = 1

@@ -277,7 +277,109 @@ def _close_on_collect(engine: Engine) -> None:
 
 
 class WebSocket(EventTarget):
-    """A WebSocket connection with the browser's API; see shared/API.md for the contract."""
+    """A WebSocket connection with the browser's API (WHATWG WebSockets standard).
+
+    The constructor validates its arguments at once, then returns while the connection is
+    established in the background (the standard's "in parallel"). Events are delivered one
+    at a time, in order, on ``executor``: ``open`` at most once, then ``message`` events,
+    then ``error`` at most once (only when the connection failed), then ``close`` exactly
+    once, last. A connection that cannot be made never raises from the constructor: it ends
+    with an ``error`` event (carrying the reason in ``event.error``) and a ``close`` event
+    with code 1006.
+
+    Pass the handlers to the constructor (or use ``connect=False`` and call
+    :meth:`connect` after adding listeners) to be sure to see ``open``. Used as a context
+    manager, the socket is closed with code 1000 on exit and the ``with`` block waits up to
+    ``close_timeout`` for the ``close`` event. syncws keeps a socket alive by itself while a
+    listener can still hear from it, so ``WebSocket(url, onmessage=show)`` works without
+    keeping a reference; open sockets are closed with 1001 at interpreter exit.
+
+    Args:
+        url: ``ws://`` or ``wss://`` URL (``http://``/``https://`` are converted). A URL
+            that does not parse, another scheme, or any fragment (even an empty ``#``)
+            raises :class:`~syncws.DOMSyntaxError`. Credentials in it (``ws://user:pass@host/``)
+            are sent as HTTP Basic ``Authorization`` unless ``headers`` sets one.
+        protocols: subprotocols to offer, a ``str`` or a sequence of them, in order of
+            preference (``Sec-WebSocket-Protocol``). Empty, duplicated (case-insensitively)
+            or invalid tokens raise :class:`~syncws.DOMSyntaxError`. If the server selects
+            none of several offered, or one that was not offered, the connection fails.
+        executor: where handlers run. ``None`` (default): on the socket's own threads.
+            An object with ``submit(fn)`` (e.g. a :class:`concurrent.futures.ThreadPoolExecutor`),
+            a callable ``post(fn)``, or an adapter from :mod:`syncws.executors`
+            (``InlineExecutor()``, ``TkExecutor(root)``, ``QtExecutor()``). Whatever it is,
+            this socket's events run one at a time, in order.
+        onopen: handler for the ``open`` event (:class:`~syncws.Event`), same as setting
+            ``ws.onopen`` before the connection starts.
+        onmessage: handler for ``message`` events (:class:`~syncws.MessageEvent`).
+        onerror: handler for the ``error`` event (:class:`~syncws.ErrorEvent`).
+        onclose: handler for the ``close`` event (:class:`~syncws.CloseEvent`).
+        binary_type: how binary messages reach ``message`` events: ``"blob"`` (default,
+            a :class:`~syncws.Blob`) or ``"arraybuffer"`` (``bytes``). Also a read/write
+            attribute.
+        headers: extra request headers, a mapping or an iterable of ``(name, value)`` pairs
+            (names may repeat). They may override ``Host``, ``User-Agent`` and ``Origin``;
+            the headers the protocol owns (``Sec-WebSocket-*``, ``Upgrade``, ``Connection``)
+            and names or values that could inject headers raise ``ValueError``.
+        origin: value of the ``Origin`` header; none is sent by default.
+        user_agent: value of the ``User-Agent`` header (default ``syncws/<version>``).
+        cookies: an :class:`http.cookiejar.CookieJar`. Matching cookies are sent (secure
+            ones only over ``wss://``) and the ``Set-Cookie`` headers of the server's answer
+            are stored in it before ``open`` is dispatched.
+        ssl: an :class:`ssl.SSLContext` for ``wss://`` (and for an ``https://`` proxy).
+            Default: verify the server against certifi's CA bundle (or the CAs of
+            ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set), check the host name, send SNI.
+        proxy: ``"auto"`` (default) reads ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
+            ``NO_PROXY`` from the environment as ``urllib`` does; ``None`` connects directly;
+            or a proxy URL: ``http://``, ``https://``, ``socks5://``, ``socks5h://``,
+            ``socks4://``, ``socks4a://`` (SOCKS needs ``pip install "syncws[socks]"``), with
+            optional ``user:password@``.
+        compression: permessage-deflate (RFC 7692). ``True`` (default) offers what browsers
+            offer, ``False`` or ``None`` offers nothing, a ``dict`` or a
+            :class:`syncws.protocol.deflate.DeflateOptions` tunes the offer and the
+            compressor. What the server accepts is in :attr:`extensions`.
+        max_message_size: largest inbound message in bytes, counted after decompression
+            (default 64 MiB); a bigger one fails the connection (Close 1009,
+            :class:`~syncws.MessageTooBig`). ``None``: unlimited.
+        max_buffered_amount: outbound limit in bytes (default 64 MiB). A ``send()`` while
+            :attr:`buffered_amount` already exceeds it flags the socket as full and fails
+            the connection (:class:`~syncws.BufferFull`). ``None``: unlimited.
+        max_queue: how many received events may wait for a handler (default 32) before the
+            reader thread stops reading, so that TCP pushes back on the server and memory
+            stays bounded. ``None``: unlimited.
+        open_timeout: seconds allowed for TCP, proxy, TLS and the opening handshake
+            (default 10). ``None``: no limit.
+        close_timeout: seconds to wait for the closing handshake to finish before the
+            connection is dropped (default 10). ``None``: no limit.
+        ping_interval: seconds between keepalive pings while open (default 20); the round
+            trip of the last one is :attr:`latency`. ``None`` disables keepalive.
+        ping_timeout: seconds to wait for a ping's pong (default 20); without it the
+            connection fails (``error`` with :class:`~syncws.KeepaliveTimeout`, then
+            ``close`` 1006). ``None``: wait forever.
+        connect: ``True`` (default) starts connecting at once; ``False`` waits for
+            :meth:`connect`.
+        sock: an already connected :class:`socket.socket` to speak WebSocket over (a Unix
+            socket, one end of ``socket.socketpair()``, your own tunnel). The URL still
+            names the resource, the ``Host`` and, for ``wss://``, the name TLS checks; no
+            proxy is used, and syncws closes the socket when the connection ends.
+        follow_redirects: ``False`` (default, the standard's rule): a redirect answer fails
+            the connection with a :class:`~syncws.HandshakeError` that shows the
+            ``Location``. ``True`` follows 301, 302, 303, 307 and 308 up to 5 hops, never from
+            ``wss://`` to ``ws://``; to another origin the URL's credentials and the
+            ``Authorization``, ``Cookie`` and ``Host`` of ``headers`` are not sent, and
+            ``cookies`` are matched again for each URL. Not with ``sock``.
+
+    Raises:
+        DOMSyntaxError: for a bad URL or bad ``protocols``.
+        TypeError: for an argument of the wrong type.
+        ValueError: for a bad value (a negative timeout, a protocol-owned header, a bad
+            proxy URL or compression option).
+
+    Attributes:
+        CONNECTING: :attr:`ReadyState.CONNECTING` (0), also ``syncws.CONNECTING``.
+        OPEN: :attr:`ReadyState.OPEN` (1).
+        CLOSING: :attr:`ReadyState.CLOSING` (2).
+        CLOSED: :attr:`ReadyState.CLOSED` (3).
+    """
 
     CONNECTING = ReadyState.CONNECTING
     OPEN = ReadyState.OPEN
@@ -436,13 +538,22 @@ class WebSocket(EventTarget):
 
     @property
     def ready_state(self) -> ReadyState:
+        """The connection's state, a :class:`ReadyState` (``readyState`` is an alias).
+
+        It changes as each event is delivered: ``OPEN`` inside ``onopen``, ``CLOSED`` inside
+        ``onerror`` and ``onclose``; ``CLOSING`` as soon as :meth:`close` is called.
+        """
         return self._socket_state.ready_state
 
     readyState = ready_state
 
     @property
     def buffered_amount(self) -> int:
-        """Application bytes accepted by ``send()`` and not yet handed to the OS."""
+        """Bytes accepted by ``send()`` and not yet handed to the OS (``bufferedAmount``).
+
+        Counts application data only (UTF-8 for text), never framing or compression. It keeps
+        growing when ``send()`` is called after the connection closed, as in browsers.
+        """
         engine = self._engine
         return self._discarded_before_engine + (engine.buffered_amount if engine else 0)
 
@@ -450,14 +561,22 @@ class WebSocket(EventTarget):
 
     @property
     def protocol(self) -> str:
+        """The subprotocol the server selected, or ``""`` (always ``""`` until ``open``)."""
         return self._protocol
 
     @property
     def extensions(self) -> str:
+        """The extensions the server accepted, e.g. ``"permessage-deflate"``; ``""`` until
+        ``open`` and when none were."""
         return self._extensions
 
     @property
     def binary_type(self) -> str:
+        """``"blob"`` or ``"arraybuffer"``: whether binary messages reach ``message`` events
+        as :class:`~syncws.Blob` or ``bytes`` (``binaryType`` is an alias). Read when each
+        event is dispatched. Another string raises :class:`~syncws.DOMSyntaxError`, a
+        non-string ``TypeError``, and the value stays unchanged. ``recv()`` always returns
+        ``bytes``."""
         return self._binary_type
 
     @binary_type.setter
@@ -482,7 +601,13 @@ class WebSocket(EventTarget):
     # -- methods ----------------------------------------------------------------------------
 
     def connect(self) -> None:
-        """Start connecting (only for sockets built with ``connect=False``)."""
+        """Start connecting, for a socket built with ``connect=False``.
+
+        Returns at once; the events follow as for a socket that connected on construction.
+        Adding listeners first, then calling ``connect()``, is the race-free way to see
+        every event. Raises :class:`~syncws.InvalidStateError` if the socket already
+        connected (or was closed).
+        """
         with self._lock:
             state = self._socket_state
             if self._engine is not None or state.ready_state is not ReadyState.CONNECTING:
@@ -518,7 +643,25 @@ class WebSocket(EventTarget):
             sink.strong = self if heard or unwritten else None
 
     def send(self, data: Union[str, bytes, bytearray, memoryview, Blob]) -> None:
-        """Queue a message (str → text, bytes-like or Blob → binary); never blocks."""
+        """Queue a message to send; returns at once and never blocks on the network.
+
+        Args:
+            data: ``str`` is sent as a text message (lone surrogates become U+FFFD);
+                ``bytes``, ``bytearray``, a C-contiguous ``memoryview`` (only the viewed
+                bytes) or a :class:`~syncws.Blob` as a binary message.
+
+        While ``OPEN`` the message's length is added to :attr:`buffered_amount` before
+        returning; compression, masking and writing happen on the writer thread. If the
+        buffered amount already exceeded ``max_buffered_amount``, the socket is flagged as
+        full and the connection fails (``error`` with :class:`~syncws.BufferFull`, then
+        ``close`` 1006). While ``CLOSING`` or ``CLOSED`` the message is dropped but still
+        counted in :attr:`buffered_amount`, and the first such call logs a warning on the
+        ``"syncws"`` logger. Safe from any thread; messages from one thread go out in order.
+
+        Raises:
+            TypeError: ``data`` is of another type (checked before the state).
+            InvalidStateError: the socket is still ``CONNECTING``.
+        """
         payload, text, size = _to_payload(data)
         state = self._socket_state.ready_state
         if state is ReadyState.CONNECTING:
@@ -561,7 +704,24 @@ class WebSocket(EventTarget):
             )
 
     def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
-        """Start the closing handshake (or fail a connection still being established)."""
+        """Start the closing handshake, or fail a connection still being established.
+
+        Args:
+            code: ``None`` (a Close frame without a body, unless ``reason`` is given), 1000,
+                or an application code in 3000-4999.
+            reason: a text of at most 123 bytes in UTF-8; with no ``code``, 1000 is sent.
+
+        Messages sent before ``close()`` still go out first. Returns at once; the ``close``
+        event follows when the server answered (or ``close_timeout`` passed). Before the
+        connection is open it is failed instead: ``error`` then ``close`` with 1006. Calling
+        it again, or on a closed socket, does nothing. Received messages whose event was not
+        yet delivered are dropped, as the standard says.
+
+        Raises:
+            TypeError: ``code`` is not an ``int`` or ``reason`` not a ``str``.
+            InvalidAccessError: ``code`` is not 1000 or in 3000-4999.
+            DOMSyntaxError: ``reason`` is longer than 123 bytes in UTF-8.
+        """
         if code is not None:
             if isinstance(code, bool) or not isinstance(code, int):
                 raise TypeError("close code must be an int or None")
@@ -604,16 +764,21 @@ class WebSocket(EventTarget):
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the ``close`` event was delivered and its handlers returned.
 
-        Returns False if ``timeout`` passed first. Called from a handler of this same socket it
-        would wait for itself, so it raises ``InvalidStateError`` at once instead.
+        The loop a script runs instead of an event loop. Returns ``True`` once closed, or
+        ``False`` if ``timeout`` seconds passed first (``None``: wait as long as it takes).
+        Called from a handler of this same socket it would wait for itself, so it raises
+        :class:`~syncws.InvalidStateError` at once instead.
         """
         self._check_not_in_handler("wait")
         return self._socket_state.closed.wait(timeout)
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Block until ``buffered_amount`` drained (to 0, or to what is left once closed).
+        """Block until :attr:`buffered_amount` has drained to the OS.
 
-        Like :meth:`wait`, it raises ``InvalidStateError`` from a handler of this socket.
+        Waits until it is 0 while open, or until it reaches what it was when the connection
+        closed. Returns ``True`` if drained, ``False`` if ``timeout`` seconds passed first
+        (``None``: no limit). Like :meth:`wait`, it raises
+        :class:`~syncws.InvalidStateError` from a handler of this socket.
         """
         self._check_not_in_handler("flush")
         engine = self._engine
@@ -630,7 +795,18 @@ class WebSocket(EventTarget):
     # -- blocking helpers (sockets made by connect()) ---------------------------------------
 
     def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
-        """The next message's data; ``ConnectionClosed`` once closed and drained."""
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Only for sockets made by :func:`syncws.connect`, which keeps every message for
+        ``recv()`` (whatever ``binary_type`` says). Waits up to ``timeout`` seconds
+        (``None``: no limit).
+
+        Raises:
+            ConnectionClosed: the connection is closed and every earlier message has been
+                returned (with ``code``, ``reason``, ``was_clean``); again on every call.
+            TimeoutError: no message arrived within ``timeout``.
+            InvalidStateError: the socket was not made by :func:`syncws.connect`.
+        """
         inbox = self._inbox
         if inbox is None:
             raise InvalidStateError("recv() works on sockets made by syncws.connect()")
@@ -657,9 +833,11 @@ class WebSocket(EventTarget):
             yield data
 
     def __enter__(self) -> "WebSocket":
+        """Return the socket itself; leaving the block closes it (see :meth:`__exit__`)."""
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        """Close with code 1000 and wait up to ``close_timeout`` for the ``close`` event."""
         self.close(1000)
         timeout = self._engine_args[2].close_timeout
         if self._dispatcher.running_thread != threading.get_ident():
@@ -889,18 +1067,40 @@ def connect(
     sock: Optional[socket.socket] = None,
     follow_redirects: bool = False,
 ) -> WebSocket:
-    """Open a WebSocket and block until it is open; messages are then kept for ``recv()``.
+    """Open a WebSocket, block until it is open and return it, for scripts.
 
-    ``timeout`` bounds the wait (and is the default ``open_timeout``); every other option is
-    the ``WebSocket`` constructor's, with the same meaning and default.
+    Args:
+        url: the ``ws://`` or ``wss://`` URL, as for :class:`WebSocket`.
+        protocols: subprotocols to offer, as for :class:`WebSocket`.
+        timeout: seconds to wait for the connection to open (also its ``open_timeout``
+            unless that is given); ``None`` waits as long as it takes.
 
-    Raises ``HandshakeError`` (with ``status``, ``headers``, ``body``), ``TimeoutError``, or the
-    ``OSError``/``ConnectionClosed`` that ended the attempt. ``recv()`` returns ``str`` for text
-    and ``bytes`` for binary messages (``binary_type`` only shapes the events).
+    Every other keyword option is the :class:`WebSocket` constructor's, with the same meaning
+    and default: ``executor``, ``onopen``, ``onmessage``, ``onerror``, ``onclose``,
+    ``binary_type``, ``headers``, ``origin``, ``user_agent``, ``cookies``, ``ssl``, ``proxy``,
+    ``compression``, ``max_message_size``, ``max_buffered_amount``, ``max_queue``,
+    ``open_timeout``, ``close_timeout``, ``ping_interval``, ``ping_timeout``, ``sock`` and
+    ``follow_redirects`` (there is no ``connect``: this function connects).
 
-    Messages wait for ``recv()`` whether or not handlers also see them, and that queue counts
-    towards ``max_queue``: a program that never calls ``recv()`` stops reading once
-    ``max_queue`` messages wait. Use ``WebSocket(...)`` with handlers for that style.
+    The returned socket keeps every message for :meth:`WebSocket.recv` (``str`` for text,
+    ``bytes`` for binary, whatever ``binary_type`` is), in addition to dispatching it to any
+    handlers. That queue counts towards ``max_queue``: a program that never calls ``recv()``
+    stops reading once ``max_queue`` messages wait; use ``WebSocket(...)`` with handlers for
+    that style. Iterating the socket (``for data in ws:``) yields messages until it closes:
+    the loop ends quietly when this side called ``close()`` or the server closed cleanly with
+    1000, 1001 or no code, and raises :class:`ConnectionClosed` for any other end (a lost
+    connection, an error code). A server that closes right after opening still gives a
+    socket: ``recv()`` returns what it sent, then raises ``ConnectionClosed``.
+
+    Raises:
+        HandshakeError: the server answered with something other than a valid 101
+            (``status``, ``headers`` and ``body`` describe its answer).
+        TimeoutError: the connection did not open within ``timeout``.
+        OSError: the connection could not be made (refused, unreachable, DNS, TLS
+            certificate, :class:`~syncws.ProxyError`).
+        ConnectionClosed: the connection ended before it opened.
+        DOMSyntaxError: a bad URL or bad ``protocols``; ``TypeError``/``ValueError`` for
+            bad options, as for :class:`WebSocket`.
     """
     ws = WebSocket(
         url,

@@ -1,5 +1,5 @@
 """The blocking helpers for scripts: ``syncws.connect``, ``recv``, iteration, the context
-manager, ``wait()`` and ``flush()`` (shared/API.md, "Blocking use for scripts")."""
+manager, ``wait()`` and ``flush()`` (the documented "blocking use for scripts")."""
 
 from __future__ import annotations
 

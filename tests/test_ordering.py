@@ -1,4 +1,4 @@
-"""Executors and inbound flow control (shared/API.md, "Executors"): one socket's events run one
+"""Executors and inbound flow control (the manual's "Executors"): one socket's events run one
 at a time and in order whatever runs them, sockets sharing a pool still run in parallel, and a
 slow handler makes the reader stop reading so that TCP pushes back and memory stays bounded."""
 

@@ -1,4 +1,4 @@
-"""End-to-end tests of the ``WebSocket`` class against shared/API.md (WHATWG rules).
+"""End-to-end tests of the ``WebSocket`` class against the documented API (WHATWG rules).
 
 Constructor validation, attributes and aliases, ``send()``/``close()`` rules and the event life
 cycle, each checked over a real connection to syncws's scriptable server on 127.0.0.1.

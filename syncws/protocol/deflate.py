@@ -134,6 +134,21 @@ class DeflateOptions:
     the same fields say what it insists on: a flag set is always answered, ``*_max_window_bits``
     caps the window. ``client_max_window_bits=True`` offers the bare parameter (browsers do:
     "I can use a smaller window if you ask"); an int offers that value; None/False omits it.
+
+    Attributes:
+        server_no_context_takeover: ask the server to compress each message on its own
+            (its compressor then keeps no memory between messages).
+        client_no_context_takeover: promise to compress each message on its own.
+        server_max_window_bits: ask the server for a window of at most 2**N bytes (8-15);
+            ``None`` leaves the parameter out.
+        client_max_window_bits: ``True``: the bare parameter (the server may choose our
+            window); 8-15: our window is at most 2**N bytes; ``None``: left out.
+        threshold: messages shorter than this many bytes are sent uncompressed (default 64).
+        compress_level: zlib compression level, -1 to 9 (default 3).
+        mem_level: zlib memory level, 1 to 9 (default 8); lower uses less memory per
+            connection.
+
+    Bad values raise ``TypeError`` or ``ValueError`` when the object is created.
     """
 
     server_no_context_takeover: bool = False
@@ -145,6 +160,7 @@ class DeflateOptions:
     mem_level: int = DEFAULT_MEM_LEVEL
 
     def __post_init__(self) -> None:
+        """Check every field (``TypeError``/``ValueError`` for a bad one)."""
         for name in _FLAGS:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, not {getattr(self, name)!r}")
@@ -419,6 +435,10 @@ def server_negotiate(
     offer_header_values: List[str], server_options: Optional[DeflateOptions] = None
 ) -> Optional[Tuple[str, PerMessageDeflate]]:
     """Accept the first acceptable permessage-deflate offer: ``(response value, codec)`` or None.
+
+    ``offer_header_values`` are the client's ``Sec-WebSocket-Extensions`` header values;
+    ``server_options`` what the server insists on (default: ``DeflateOptions()``). This is a
+    :data:`syncws.server.ServerExtension`: ``WebSocketServer(extensions=[server_negotiate])``.
 
     An offer that breaks RFC 7692 (unknown or repeated parameter, bad value) is declined, as
     section 5 requires, and so is one that cannot satisfy ``server_options``: a server that

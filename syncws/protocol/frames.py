@@ -32,6 +32,9 @@ __all__ = [
 
 
 class Opcode(enum.IntEnum):
+    """The frame opcodes of RFC 6455 (section 5.2): continuation, text, binary, and the
+    control frames close, ping and pong. Other values (3-7, 11-15) are reserved."""
+
     CONT = 0x0
     TEXT = 0x1
     BINARY = 0x2
@@ -51,7 +54,11 @@ _UNPACK_64 = struct.Struct("!Q").unpack_from
 
 
 class Frame(NamedTuple):
-    """One frame as it was on the wire, payload unmasked."""
+    """One frame as it was on the wire, payload unmasked.
+
+    ``opcode`` (an :class:`Opcode`, or the raw int of a reserved one), ``payload``, and the
+    header bits ``fin``, ``rsv1``, ``rsv2``, ``rsv3``.
+    """
 
     opcode: Opcode
     payload: bytes
@@ -299,6 +306,7 @@ class FrameParser:
 
     @property
     def in_direct_mode(self) -> bool:
+        """Whether a large frame's payload is being received straight into its own buffer."""
         return self._direct is not None
 
     def direct_received(self, count: int) -> Optional[Frame]:

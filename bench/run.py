@@ -436,7 +436,6 @@ def build_rows(data):
     res = data["results"]
     ratio_clients = [c for c in SYNCWS_CLIENTS if c in clients]
     has_base = any(b in clients for b in BASELINES)
-    has_raw = "raw-tcp" in clients
     header = ["scenario", "metric"] + clients
     if has_base:
         header += ["%s ×" % c.replace("syncws-", "") if c != "syncws" else "syncws ×" for c in ratio_clients]
@@ -449,32 +448,37 @@ def build_rows(data):
         for c in clients:
             cell = res[scenario].get(c) or {}
             m = cell.get("median")
-            v = m.get(key) if m else None
-            values[c] = v
-            if v is not None:
-                text = fmt(v)
-                if cell.get("failures"):
-                    text += "*"
-            elif cell.get("not_run"):
-                text = "n/a"
-            elif cell.get("failures"):
-                text = "FAIL"
-            else:
-                text = "–"
-            row.append(text)
+            values[c] = m.get(key) if m else None
+            row.append(cell_text(cell, values[c]))
         if all(values[c] is None for c in clients):
             continue
         if has_base:
-            base = [values[b] for b in BASELINES if values.get(b) is not None]
-            best = (max(base) if higher else min(base)) if base else None
-            for c in ratio_clients:
-                v = values[c]
-                if v is None or best is None or v == 0:
-                    row.append("–")
-                else:
-                    row.append("%.2f" % ((v / best) if higher else (best / v)))
+            row += ratio_cells(values, higher, ratio_clients)
         rows.append(row)
     return header, rows
+
+
+def cell_text(cell, value):
+    """How one client's median shows in the table (with its failure marks)."""
+    if value is not None:
+        return fmt(value) + ("*" if cell.get("failures") else "")
+    if cell.get("not_run"):
+        return "n/a"
+    return "FAIL" if cell.get("failures") else "–"
+
+
+def ratio_cells(values, higher, ratio_clients):
+    """Each syncws variant against the better of the two baselines (>1 = syncws better)."""
+    base = [values[b] for b in BASELINES if values.get(b) is not None]
+    best = (max(base) if higher else min(base)) if base else None
+    cells = []
+    for c in ratio_clients:
+        v = values[c]
+        if v is None or best is None or v == 0:
+            cells.append("–")
+        else:
+            cells.append("%.2f" % ((v / best) if higher else (best / v)))
+    return cells
 
 
 def row_values(data, scenario, key):
@@ -679,17 +683,11 @@ def print_report(data, markdown):
         print(f)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.load:
-        with open(args.load) as f:
-            print_report(json.load(f), args.markdown)
-        return 0
+def prepare_clients(args, clients):
+    """Make every requested client runnable (installing what is allowed) and drop the others.
 
-    scenarios = pick(args.scenarios, SCENARIOS, "scenario")
-    clients = pick(args.clients, CLIENTS, "client")
-    params = dict(QUICK if args.quick else FULL)
-
+    Returns (clients, {client: version text}, {client: worker env}, {client: interpreter} for
+    the clients that do not run under this Python)."""
     versions = ensure_comparison_clients(clients, not args.no_install)
     pythons = {}
     if "websocket-rs" in clients:
@@ -699,9 +697,7 @@ def main(argv=None):
         else:
             pythons["websocket-rs"] = rs_python
             versions["websocket-rs"] = rs_where
-    envs = {}
-    for c in clients:
-        envs[c] = worker_env()
+    envs = {c: worker_env() for c in clients}
     if any(c in SYNCWS_CLIENTS for c in clients):
         env, where = locate_syncws()
         if env is None:
@@ -714,6 +710,21 @@ def main(argv=None):
     clients = [c for c in clients if c in SYNCWS_CLIENTS or c == "raw-tcp" or c in versions]
     if not clients:
         raise SystemExit("no client left to run")
+    return clients, versions, envs, pythons
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.load:
+        with open(args.load) as f:
+            print_report(json.load(f), args.markdown)
+        return 0
+
+    scenarios = pick(args.scenarios, SCENARIOS, "scenario")
+    clients = pick(args.clients, CLIENTS, "client")
+    params = dict(QUICK if args.quick else FULL)
+
+    clients, versions, envs, pythons = prepare_clients(args, clients)
 
     os.makedirs(CACHE, exist_ok=True)
     certdir = tempfile.mkdtemp(prefix="certs-", dir=CACHE)

@@ -10,8 +10,6 @@
  *     Take the next complete frame off the front of a bytearray (see parse_frame_doc).
  * payload_buffer(size, /) -> (bytes, memoryview)
  *     A new bytes object and a writable view of it, so a socket can fill it in place.
- * utf8_check(data, state, /) -> int
- *     Incremental UTF-8 validation (see utf8_check_doc).
  *
  * The module is optional: syncws.protocol.mask and syncws.protocol._accel fall back to
  * pure-Python versions when it was not compiled, so everything here must behave exactly
@@ -557,115 +555,12 @@ payload_buffer(PyObject *module, PyObject *args)
     return Py_BuildValue("(NN)", data, view);
 }
 
-/*
- * UTF-8 validation: a state machine over the byte classes of RFC 3629, section 4. The state
- * is what the bytes so far still need: 0 = at a character boundary, otherwise the number of
- * continuation bytes still expected (low 2 bits) and the allowed range of the next byte
- * (bits 2-3: 0 = 0x80-0xBF, 1 = 0xA0-0xBF after E0, 2 = 0x80-0x9F after ED,
- * 3 = 0x90-0xBF after F0, 4 = 0x80-0x8F after F4; stored from bit 2).
- */
-#define UTF8_INVALID (-1)
-
-static long
-utf8_scan(const unsigned char *s, Py_ssize_t n, long state)
-{
-    Py_ssize_t i = 0;
-    long need = state & 3, range = state >> 2;
-
-    while (i < n) {
-        unsigned char c = s[i];
-        if (need == 0) {
-            /* Fast path: 8 ASCII bytes at a time. */
-            if (c < 0x80) {
-                while (i + 8 <= n) {
-                    uint64_t w;
-                    memcpy(&w, s + i, 8);
-                    if (w & 0x8080808080808080ULL) {
-                        break;
-                    }
-                    i += 8;
-                }
-                while (i < n && s[i] < 0x80) {
-                    i++;
-                }
-                continue;
-            }
-            if (c >= 0xC2 && c <= 0xDF) {
-                need = 1;
-                range = 0;
-            }
-            else if (c >= 0xE0 && c <= 0xEF) {
-                need = 2;
-                range = c == 0xE0 ? 1 : (c == 0xED ? 2 : 0);
-            }
-            else if (c >= 0xF0 && c <= 0xF4) {
-                need = 3;
-                range = c == 0xF0 ? 3 : (c == 0xF4 ? 4 : 0);
-            }
-            else {
-                return UTF8_INVALID;
-            }
-            i++;
-            continue;
-        }
-        switch (range) {
-        case 0: if (c < 0x80 || c > 0xBF) return UTF8_INVALID; break;
-        case 1: if (c < 0xA0 || c > 0xBF) return UTF8_INVALID; break;
-        case 2: if (c < 0x80 || c > 0x9F) return UTF8_INVALID; break;
-        case 3: if (c < 0x90 || c > 0xBF) return UTF8_INVALID; break;
-        default: if (c < 0x80 || c > 0x8F) return UTF8_INVALID; break;
-        }
-        range = 0;
-        need--;
-        i++;
-    }
-    return (range << 2) | need;
-}
-
-PyDoc_STRVAR(utf8_check_doc,
-"utf8_check($module, data, state, /)\n"
-"--\n"
-"\n"
-"Validate the next piece of a UTF-8 stream. state is 0 at the start and the value the\n"
-"previous call returned after that; returns the new state (0 = ends on a character\n"
-"boundary, so the stream is complete and valid if nothing follows) or -1 as soon as the\n"
-"bytes cannot be UTF-8 whatever follows.");
-
-static PyObject *
-utf8_check(PyObject *module, PyObject *args)
-{
-    PyObject *owned;
-    const unsigned char *data;
-    Py_ssize_t size;
-    long state;
-
-    (void)module;
-    if (check_nargs("utf8_check", args, 2) < 0) {
-        return NULL;
-    }
-    state = PyLong_AsLong(PyTuple_GetItem(args, 1));
-    if (state == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (state < 0 || state > ((4 << 2) | 3)) {
-        PyErr_SetString(PyExc_ValueError, "invalid utf8_check state");
-        return NULL;
-    }
-    if (read_bytes(PyTuple_GetItem(args, 0), &owned, &data, &size) < 0) {
-        return NULL;
-    }
-    state = utf8_scan(data, size, state);
-    Py_DECREF(owned);
-    return PyLong_FromLong(state);
-}
-
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_VARARGS, apply_mask_doc},
     {"client_frame", (PyCFunction)(void (*)(void))client_frame, METH_VARARGS, client_frame_doc},
     {"parse_frame", (PyCFunction)(void (*)(void))parse_frame, METH_VARARGS, parse_frame_doc},
     {"payload_buffer", (PyCFunction)(void (*)(void))payload_buffer, METH_VARARGS,
      payload_buffer_doc},
-    {"utf8_check", (PyCFunction)(void (*)(void))utf8_check, METH_VARARGS, utf8_check_doc},
     {NULL, NULL, 0, NULL},
 };
 

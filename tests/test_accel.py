@@ -2,9 +2,8 @@
 
 Every helper of :mod:`syncws.protocol._accel` must give exactly the same result with and
 without the accelerator: both are run on edge cases (every header length boundary, every
-protocol error, every kind of cut UTF-8 character) and on seeded random inputs, and the
-pure-Python ones are also checked against independent references (``struct``, CPython's
-UTF-8 decoder). The C-only tests are skipped when the accelerator was not compiled; set
+protocol error, every cut point) and on seeded random inputs, and the pure-Python ones are
+also checked against an independent reference (frames built with ``struct``). The C-only tests are skipped when the accelerator was not compiled; set
 ``SYNCWS_REQUIRE_EXTENSIONS=1`` to make its absence a failure.
 """
 
@@ -241,114 +240,6 @@ def test_payload_buffer_c_hands_out_a_real_bytes_object_that_works_as_one() -> N
     assert data.decode() == "hello" and {data: 1}[b"hello"] == 1
 
 
-# -- utf8_check ----------------------------------------------------------------------------
-
-CHECKERS: List[object] = [pytest.param(_accel.utf8_check_python, id="python")]
-CHECKERS.append(pytest.param(_speedups.utf8_check if _speedups else None, id="c", marks=needs_c))
-
-UTF8_SAMPLES = [
-    b"",
-    b"plain ascii " * 10,
-    "héllo wörld".encode(),
-    "€ and 𝄞 and 中文".encode(),
-    "\U0010ffff\ud7ff\ue000".encode(),
-    b"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
-]
-UTF8_INVALID_SAMPLES = [
-    b"\x80",
-    b"\xbf",
-    b"\xc0\x80",  # overlong
-    b"\xc1\xbf",
-    b"\xe0\x80\x80",  # overlong
-    b"\xe0\x9f\xbf",
-    b"\xed\xa0\x80",  # surrogate
-    b"\xed\xbf\xbf",
-    b"\xf0\x80\x80\x80",  # overlong
-    b"\xf0\x8f\xbf\xbf",
-    b"\xf4\x90\x80\x80",  # above U+10FFFF
-    b"\xf5\x80\x80\x80",
-    b"\xff",
-    b"\xc2\x41",
-    b"\xe2\x82\x41",
-    b"ok\xce\xbaok\xed\xa0\x80ok",
-]
-
-
-def check_in_pieces(check: Callable, data: bytes, cuts: List[int]) -> int:
-    state, start = 0, 0
-    for cut in cuts + [len(data)]:
-        state = check(data[start:cut], state)
-        if state == _accel.UTF8_INVALID:
-            return state
-        start = cut
-    return state
-
-
-@pytest.mark.parametrize("check", CHECKERS)
-def test_utf8_check_accepts_valid_text_cut_anywhere(check: Callable) -> None:
-    for data in UTF8_SAMPLES:
-        assert check(data, 0) == 0
-        for cut in range(len(data) + 1):
-            assert check_in_pieces(check, data, [cut]) == 0, (data, cut)
-            if cut < len(data):
-                # A cut inside a character leaves a non-zero (incomplete) state.
-                boundary = (data[cut] & 0xC0) != 0x80
-                assert (check(data[:cut], 0) == 0) == boundary or cut == 0
-
-
-@pytest.mark.parametrize("check", CHECKERS)
-def test_utf8_check_rejects_invalid_text_as_soon_as_it_is_certain(check: Callable) -> None:
-    for bad in UTF8_INVALID_SAMPLES:
-        with pytest.raises(UnicodeDecodeError):
-            bad.decode("utf-8")
-        assert check(bad, 0) == _accel.UTF8_INVALID, bad
-        for cut in range(len(bad) + 1):
-            assert check_in_pieces(check, bad, [cut]) == _accel.UTF8_INVALID, (bad, cut)
-
-
-@pytest.mark.parametrize("check", CHECKERS)
-def test_utf8_check_reports_an_incomplete_end(check: Callable) -> None:
-    assert check(b"\xe2\x82", 0) not in (0, _accel.UTF8_INVALID)
-    assert check(b"abc\xf0\x9f", 0) not in (0, _accel.UTF8_INVALID)
-    with pytest.raises(ValueError):
-        check(b"", 99)
-
-
-def test_utf8_check_python_agrees_with_cpythons_decoder_on_random_bytes() -> None:
-    rng = random.Random(3629)
-    alphabet = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF]
-    for _ in range(5000):
-        data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
-        try:
-            data.decode("utf-8")
-            valid = True
-        except UnicodeDecodeError:
-            valid = False
-        cuts = sorted(rng.sample(range(len(data) + 1), min(2, len(data) + 1)))
-        state = check_in_pieces(_accel.utf8_check_python, data, cuts)
-        assert (state == 0) == valid, (data, cuts, state)
-
-
-@needs_c
-def test_utf8_check_c_equals_python_on_random_pieces() -> None:
-    rng = random.Random(1)
-    alphabet = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF]
-    text = "a€𝄞中é\U0010ffff".encode() * 50
-    for _ in range(5000):
-        if rng.random() < 0.5:
-            data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 24)))
-        else:
-            start = rng.randrange(len(text))
-            data = text[start : start + rng.randrange(0, 40)]
-        for state in range(0, 20):
-            assert _speedups.utf8_check(data, state) == _accel.utf8_check_python(data, state) or not _state_reachable(state)
-
-
-def _state_reachable(state: int) -> bool:
-    need, kind = state & 3, state >> 2
-    return state == 0 or (kind == 0 and need >= 1) or (kind in (1, 2) and need == 2) or (kind in (3, 4) and need == 3)
-
-
 # -- selection -----------------------------------------------------------------------------
 
 
@@ -381,3 +272,35 @@ def test_apply_mask_python_is_the_reference_for_masking() -> None:
     # parse_frame_python unmasks with the fallback masker: check it is the plain XOR.
     data = os.urandom(1000)
     assert apply_mask_python(data, KEY) == bytes(b ^ KEY[i % 4] for i, b in enumerate(data))
+
+
+# -- the parser's direct mode: one copy per received byte ----------------------------------
+
+
+@pytest.mark.parametrize("allocate", ALLOCATORS)
+def test_direct_mode_fills_the_payload_in_place_and_releases_its_views(
+    allocate: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syncws.protocol.frames import FrameParser
+
+    monkeypatch.setattr(_accel, "payload_buffer", allocate)
+    payload = os.urandom(300_000)
+    wire = reference_frame(0x82, payload, key=None)
+    parser = FrameParser()
+    assert list(parser.feed(wire[:1000])) == []
+    view = parser.begin_direct(64 * 1024)
+    assert view is not None and len(view) == len(wire) - 1000
+    view[:100_000] = wire[1000:101_000]
+    assert parser.direct_received(100_000) is None
+    rest = parser.begin_direct(64 * 1024)
+    assert rest is not None
+    with pytest.raises(ValueError):
+        view[:1] = b"x"  # the earlier view was released when the next one was handed out
+    rest[:] = wire[101_000:]
+    frame = parser.direct_received(len(wire) - 101_000)
+    assert frame is not None and frame.payload == payload and frame.fin
+    with pytest.raises(ValueError):
+        rest[:1] = b"x"  # no view can write into a payload that was handed out
+    if allocate is not _accel.payload_buffer_python:
+        assert type(frame.payload) is bytes  # the final object: no second copy needed
+    assert list(parser.feed(b"\x81\x02ok")) == [(1, b"ok", True, False, False, False)]

@@ -10,8 +10,10 @@ masking (:mod:`syncws.protocol.mask`):
 - :func:`client_frame` builds a whole masked frame (header, key, masked payload);
 - :func:`payload_buffer` allocates the object a large payload is received into: with the
   accelerator the final ``bytes`` itself, so the payload is copied once (kernel to ``bytes``)
-  instead of twice (kernel to ``bytearray``, ``bytearray`` to ``bytes``);
-- :func:`utf8_check` validates UTF-8 incrementally without decoding.
+  instead of twice (kernel to ``bytearray``, ``bytearray`` to ``bytes``).
+
+UTF-8 validation stays with CPython's own decoder: it is already C, and a compiled
+validator measured slower than it on non-ASCII text (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -32,15 +34,12 @@ __all__ = [
     "PARSE_MISSING_MASK",
     "PARSE_LENGTH_TOP_BIT",
     "PARSE_TOO_BIG",
-    "UTF8_INVALID",
     "parse_frame",
     "client_frame",
     "payload_buffer",
-    "utf8_check",
     "parse_frame_python",
     "client_frame_python",
     "payload_buffer_python",
-    "utf8_check_python",
 ]
 
 # Why parse_frame refused a frame (its negative results); the same values as in _speedups.c.
@@ -51,9 +50,6 @@ PARSE_UNEXPECTED_MASK = -4  # a masked frame where frames must not be masked (a 
 PARSE_MISSING_MASK = -5  # an unmasked frame where frames must be masked (a server)
 PARSE_LENGTH_TOP_BIT = -6
 PARSE_TOO_BIG = -7
-
-#: What :func:`utf8_check` returns once the bytes cannot be UTF-8 whatever follows.
-UTF8_INVALID = -1
 
 #: A parsed frame: its first header byte (FIN, RSV1-3, opcode) and its unmasked payload.
 ParsedFrame = Tuple[int, bytes]
@@ -159,89 +155,26 @@ def payload_buffer_python(size: int, /) -> Tuple[bytearray, memoryview]:
     return data, memoryview(data)
 
 
-# utf8_check's state: continuation bytes still needed (low 2 bits) and the range the next
-# byte must fall in (from bit 2): 0 = 80-BF, 1 = A0-BF (after E0: no overlong forms),
-# 2 = 80-9F (after ED: no surrogates), 3 = 90-BF (after F0), 4 = 80-8F (after F4: <= U+10FFFF).
-_NEXT_RANGES = ((0x80, 0xBF), (0xA0, 0xBF), (0x80, 0x9F), (0x90, 0xBF), (0x80, 0x8F))
-_MAX_STATE = (4 << 2) | 3
-
-
-def _utf8_lead_state(lead: int) -> int:
-    """The state after a non-ASCII lead byte, or UTF8_INVALID."""
-    if 0xC2 <= lead <= 0xDF:
-        return 1
-    if 0xE0 <= lead <= 0xEF:
-        return 2 | ((1 if lead == 0xE0 else 2 if lead == 0xED else 0) << 2)
-    if 0xF0 <= lead <= 0xF4:
-        return 3 | ((3 if lead == 0xF0 else 4 if lead == 0xF4 else 0) << 2)
-    return UTF8_INVALID
-
-
-def _utf8_step(data: bytes, state: int) -> int:
-    """Byte-at-a-time state machine: for the few bytes around a cut character."""
-    for byte in data:
-        if state == 0:
-            if byte >= 0x80:
-                state = _utf8_lead_state(byte)
-                if state == UTF8_INVALID:
-                    return UTF8_INVALID
-            continue
-        low, high = _NEXT_RANGES[state >> 2]
-        if not low <= byte <= high:
-            return UTF8_INVALID
-        state = (state & 3) - 1
-    return state
-
-
-def utf8_check_python(data: BytesLike, state: int, /) -> int:
-    """Validate the next piece of a UTF-8 stream without keeping the decoded text.
-
-    :param data: the next bytes of the stream.
-    :param state: ``0`` at the start of the stream, then the value the previous call returned.
-    :returns: the new state: ``0`` when the bytes so far end on a character boundary (so the
-        stream is valid if it ends here), another non-negative value in the middle of a
-        character, :data:`UTF8_INVALID` as soon as no continuation can make it valid.
-    """
-    if not 0 <= state <= _MAX_STATE:
-        raise ValueError("invalid utf8_check state")
-    data = memoryview(data).tobytes() if not isinstance(data, bytes) else data
-    if state:
-        # Finish the character cut at the previous piece (at most 3 bytes), byte by byte.
-        cut = _utf8_step(data[: state & 3], state)
-        if cut != 0 or len(data) <= state & 3:
-            return cut
-        data = data[state & 3 :]
-    try:
-        data.decode("utf-8")  # CPython's decoder: the same rules, at C speed
-    except UnicodeDecodeError as error:
-        if error.reason != "unexpected end of data" or error.end != len(data):
-            return UTF8_INVALID
-        return _utf8_step(data[error.start :], 0)  # a valid prefix cut inside a character
-    return 0
-
-
 def _load() -> Tuple[
     Callable[[bytearray, bool, int], ParseResult],
     Callable[[int, BytesLike, bytes], List[bytes]],
     Callable[[int], Tuple[Union[bytes, bytearray], memoryview]],
-    Callable[[BytesLike, int], int],
 ]:
-    python = (parse_frame_python, client_frame_python, payload_buffer_python, utf8_check_python)
+    python = (parse_frame_python, client_frame_python, payload_buffer_python)
     if os.environ.get("SYNCWS_NO_EXTENSIONS"):
         return python
     try:
-        from syncws import _speedups  # type: ignore[attr-defined]
+        from syncws import _speedups  # type: ignore[attr-defined, unused-ignore]
     except ImportError:
         return python
     return (
         _speedups.parse_frame,
         _speedups.client_frame,
         _speedups.payload_buffer,
-        _speedups.utf8_check,
     )
 
 
-parse_frame, client_frame, payload_buffer, utf8_check = _load()
+parse_frame, client_frame, payload_buffer = _load()
 
 #: True when the compiled helpers are in use.
 ACCELERATED = parse_frame is not parse_frame_python

@@ -43,6 +43,12 @@
 #define SYNCWS_HAVE_SSE2 0
 #endif
 
+/* Return a new reference to None. Not Py_RETURN_NONE: the CPython 3.13.0 headers define it
+ * as a plain `return Py_None` (None is immortal from 3.12 on) even for the 3.9 limited API,
+ * so a module built there would steal a reference to None on every call when run on 3.9-3.11
+ * and crash the interpreter ("deallocating None"). */
+#define SYNCWS_RETURN_NONE return Py_INCREF(Py_None), Py_None
+
 /* The flag for a writable PyMemoryView_FromMemory(): part of the stable ABI since 3.3 (the
  * function is), but the 3.9 headers declare it only outside the limited API. */
 #ifndef PyBUF_WRITE
@@ -436,7 +442,7 @@ parse_frame(PyObject *module, PyObject *args)
     }
     available = PyByteArray_Size(buffer);
     if (available < 2) {
-        Py_RETURN_NONE;
+        SYNCWS_RETURN_NONE;
     }
     buf = (const unsigned char *)PyByteArray_AsString(buffer);
     first = buf[0];
@@ -460,7 +466,7 @@ parse_frame(PyObject *module, PyObject *args)
     }
     if (length == 126) {
         if (available < 4) {
-            Py_RETURN_NONE;
+            SYNCWS_RETURN_NONE;
         }
         length = ((unsigned long long)buf[2] << 8) | buf[3];
         offset = 4;
@@ -468,7 +474,7 @@ parse_frame(PyObject *module, PyObject *args)
     else if (length == 127) {
         int i;
         if (available < 10) {
-            Py_RETURN_NONE;
+            SYNCWS_RETURN_NONE;
         }
         length = 0;
         for (i = 2; i < 10; i++) {
@@ -484,13 +490,13 @@ parse_frame(PyObject *module, PyObject *args)
     }
     if (masked) {
         if (available < offset + 4) {
-            Py_RETURN_NONE;
+            SYNCWS_RETURN_NONE;
         }
         memcpy(key, buf + offset, 4);
         offset += 4;
     }
     if (length > (unsigned long long)(available - offset)) {
-        Py_RETURN_NONE;
+        SYNCWS_RETURN_NONE;
     }
     end = offset + (Py_ssize_t)length;
     if (masked) {

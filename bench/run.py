@@ -173,6 +173,8 @@ def ensure_websocket_rs(install, explicit_python):
         if version and version >= RS_MIN_PYTHON:
             pythons.append((python, version))
     if not pythons:
+        if explicit_python:
+            return None, "needs Python >= %d.%d; --rs-python %s is not one" % (RS_MIN_PYTHON + (explicit_python,))
         return None, "needs Python >= %d.%d and none was found (pass --rs-python)" % RS_MIN_PYTHON
     python, version = pythons[0]
     venv_python = os.path.join(CACHE, "venv-websocket-rs-py%d.%d" % version, "bin", "python")

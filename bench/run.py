@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""syncws benchmark: syncws against websocket-client, websockets.sync and raw TCP.
+"""syncws benchmark: syncws against websocket-client, websockets.sync, websocket-rs, picows
+and raw TCP.
 
     python bench/run.py                      # full run (5 runs per figure, median)
     python bench/run.py --quick              # smoke test: fewer messages, 1 run
@@ -8,11 +9,15 @@
 
 One reference server (Node's `ws`, installed on first use into bench/.cache/node; the
 `websockets` package's asyncio server when Node/npm are missing) serves every client; each
-client runs each scenario in its own subprocess (bench/worker.py). See bench/README.md.
+client runs each scenario in its own subprocess (bench/worker.py). websocket-rs needs
+Python >= 3.12: its worker runs under the first such interpreter found (this one, `--rs-python`,
+python3.1x on PATH, pyenv's versions), in a venv of its own under bench/.cache. See
+bench/README.md.
 """
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -31,9 +36,13 @@ NODE_DIR = os.path.join(CACHE, "node")
 RESULTS = os.path.join(HERE, "results")
 
 SCENARIOS = ["rtt", "small", "upload", "download", "connect", "fanin"]
-CLIENTS = ["syncws", "syncws-recv", "syncws-inline", "websocket-client", "websockets", "raw-tcp"]
+CLIENTS = ["syncws", "syncws-recv", "syncws-inline", "websocket-client", "websockets",
+           "websocket-rs", "picows", "raw-tcp"]
 SYNCWS_CLIENTS = ("syncws", "syncws-recv", "syncws-inline")
 BASELINES = ("websocket-client", "websockets")  # ratios are to the better of these two
+FASTEST = ("websocket-rs", "picows")  # the fastest Python clients: the second summary target
+OTHERS = BASELINES + FASTEST  # "the best Python client" is the best of these on each row
+RS_MIN_PYTHON = (3, 12)  # websocket-rs ships wheels for CPython >= 3.12 only
 NOT_RUN = {("syncws-recv", "fanin")}  # a blocking recv() per socket is websockets' model; skipped
 
 # (scenario, metric key, label, higher is better)
@@ -77,11 +86,12 @@ def log(msg=""):
 # ------------------------------------------------------------------------------- environment
 
 
-def probe(code, env=None):
+def probe(code, env=None, python=None):
     """Run a snippet in a fresh interpreter; return (ok, last line of output)."""
     try:
         r = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=HERE
+            [python or sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+            env=env, cwd=HERE,
         )
     except subprocess.TimeoutExpired:
         return False, "timed out"
@@ -89,10 +99,12 @@ def probe(code, env=None):
     return r.returncode == 0, (out[-1] if out else "")
 
 
-def pip_install(packages, why):
-    log("installing %s into this Python (%s): %s -m pip install %s"
-        % (", ".join(packages), why, sys.executable, " ".join(packages)))
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet"] + packages)
+def pip_install(packages, why, python=None):
+    python = python or sys.executable
+    log("installing %s into %s (%s): %s -m pip install %s"
+        % (", ".join(packages), "this Python" if python == sys.executable else python, why,
+           python, " ".join(packages)))
+    r = subprocess.run([python, "-m", "pip", "install", "--quiet"] + packages)
     return r.returncode == 0
 
 
@@ -101,7 +113,12 @@ COMPARISON_PROBES = {
                          "print(websocket.__version__)", "websocket-client"),
     "websockets": ("import websockets, websockets.sync.client; print(websockets.__version__)",
                    "websockets>=13"),
+    # picows's published benchmarks run on uvloop: install it too (the worker uses it if present).
+    "picows": ("import picows, uvloop; print(picows.__version__ + ' on uvloop ' + uvloop.__version__)",
+               "picows uvloop"),
 }
+RS_PROBE = ("import sys, websocket_rs.sync.client; print(websocket_rs.__version__ + ' (Python %d.%d.%d)' "
+            "% sys.version_info[:3])")
 
 
 def ensure_comparison_clients(clients, install):
@@ -111,7 +128,7 @@ def ensure_comparison_clients(clients, install):
         code, requirement = COMPARISON_PROBES[name]
         ok, out = probe(code)
         if not ok and install:
-            pip_install([requirement], "needed for the '%s' column" % name)
+            pip_install(requirement.split(), "needed for the '%s' column" % name)
             ok, out = probe(code)
         if ok:
             versions[name] = out
@@ -120,6 +137,62 @@ def ensure_comparison_clients(clients, install):
                 name, out, "" if install else "; install it with: %s -m pip install '%s'" % (
                     sys.executable, requirement)))
     return versions
+
+
+def python_version(python):
+    """(major, minor) of an interpreter, or None if it does not run."""
+    ok, out = probe("import sys; print('%d.%d' % sys.version_info[:2])", python=python)
+    if not ok:
+        return None
+    try:
+        return tuple(int(x) for x in out.split("."))
+    except ValueError:
+        return None
+
+
+def rs_python_candidates(explicit):
+    """Interpreters that may run websocket-rs, most preferred first."""
+    if explicit:
+        return [explicit]
+    found = [sys.executable]
+    for minor in range(20, RS_MIN_PYTHON[1] - 1, -1):
+        path = shutil.which("python3.%d" % minor)
+        if path:
+            found.append(path)
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.*", "bin", "python3")), reverse=True)
+    return found
+
+
+def ensure_websocket_rs(install, explicit_python):
+    """Find a Python >= 3.12 with websocket-rs importable, installing it into a venv under
+    bench/.cache if allowed. Returns (python, version text) or (None, reason)."""
+    pythons = []
+    for python in rs_python_candidates(explicit_python):
+        version = python_version(python)
+        if version and version >= RS_MIN_PYTHON:
+            pythons.append((python, version))
+    if not pythons:
+        if explicit_python:
+            return None, "needs Python >= %d.%d; --rs-python %s is not one" % (RS_MIN_PYTHON + (explicit_python,))
+        return None, "needs Python >= %d.%d and none was found (pass --rs-python)" % RS_MIN_PYTHON
+    python, version = pythons[0]
+    venv_python = os.path.join(CACHE, "venv-websocket-rs-py%d.%d" % version, "bin", "python")
+    for candidate in (python, venv_python):
+        if os.path.exists(candidate):
+            ok, out = probe(RS_PROBE, python=candidate)
+            if ok:
+                return candidate, out
+    if not install:
+        return None, "not importable from %s; install it with: %s -m pip install websocket-rs" % (python, python)
+    if not os.path.exists(venv_python):
+        venv_dir = os.path.dirname(os.path.dirname(venv_python))
+        log("creating a venv for websocket-rs (Python %d.%d) in %s" % (version + (os.path.relpath(venv_dir),)))
+        if subprocess.run([python, "-m", "venv", venv_dir]).returncode != 0:
+            return None, "could not create a venv with %s" % python
+    pip_install(["websocket-rs"], "needed for the 'websocket-rs' column", python=venv_python)
+    ok, out = probe(RS_PROBE, python=venv_python)
+    return (venv_python, out) if ok else (None, "not importable after installing: %s" % out)
 
 
 def locate_syncws():
@@ -282,9 +355,9 @@ def start_server(kind, certs):
 # ------------------------------------------------------------------------------------ running
 
 
-def run_one(client, scenario, params, env, timeout):
+def run_one(client, scenario, params, env, timeout, python):
     """Run one worker; return (metrics dict, None) or (None, error string)."""
-    cmd = [sys.executable, os.path.join(HERE, "worker.py"), client, scenario, json.dumps(params)]
+    cmd = [python, os.path.join(HERE, "worker.py"), client, scenario, json.dumps(params)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT,
         start_new_session=True, text=True,
@@ -310,7 +383,7 @@ def median_metrics(runs):
     return {k: statistics.median([r[k] for r in runs if k in r]) for k in keys}
 
 
-def run_all(args, clients, scenarios, params, envs, server):
+def run_all(args, clients, scenarios, params, envs, pythons, server):
     results = {s: {c: {"runs": [], "failures": []} for c in clients} for s in scenarios}
     plan = [(s, c) for s in scenarios for c in clients if (c, s) not in NOT_RUN]
     total = len(plan) * args.runs
@@ -324,7 +397,8 @@ def run_all(args, clients, scenarios, params, envs, server):
             if not server.alive():
                 raise SystemExit("the reference server died")
             t = time.time()
-            metrics, error = run_one(client, scenario, params, envs[client], args.timeout)
+            metrics, error = run_one(client, scenario, params, envs[client], args.timeout,
+                                     pythons.get(client, sys.executable))
             cell = results[scenario][client]
             if metrics is not None:
                 cell["runs"].append(metrics)
@@ -364,12 +438,9 @@ def build_rows(data):
     res = data["results"]
     ratio_clients = [c for c in SYNCWS_CLIENTS if c in clients]
     has_base = any(b in clients for b in BASELINES)
-    has_raw = "raw-tcp" in clients
     header = ["scenario", "metric"] + clients
     if has_base:
         header += ["%s ×" % c.replace("syncws-", "") if c != "syncws" else "syncws ×" for c in ratio_clients]
-    if has_raw and ratio_clients:
-        header += ["%s %% raw" % ratio_clients[0]]
     rows = []
     for scenario, key, label, higher in METRICS:
         if scenario not in res:
@@ -379,38 +450,101 @@ def build_rows(data):
         for c in clients:
             cell = res[scenario].get(c) or {}
             m = cell.get("median")
-            v = m.get(key) if m else None
-            values[c] = v
-            if v is not None:
-                text = fmt(v)
-                if cell.get("failures"):
-                    text += "*"
-            elif cell.get("not_run"):
-                text = "n/a"
-            elif cell.get("failures"):
-                text = "FAIL"
-            else:
-                text = "–"
-            row.append(text)
+            values[c] = m.get(key) if m else None
+            row.append(cell_text(cell, values[c]))
         if all(values[c] is None for c in clients):
             continue
         if has_base:
-            base = [values[b] for b in BASELINES if values.get(b) is not None]
-            best = (max(base) if higher else min(base)) if base else None
-            for c in ratio_clients:
-                v = values[c]
-                if v is None or best is None or v == 0:
-                    row.append("–")
-                else:
-                    row.append("%.2f" % ((v / best) if higher else (best / v)))
-        if has_raw and ratio_clients:
-            v, raw = values[ratio_clients[0]], values.get("raw-tcp")
-            if (scenario, key) in RAW_PERCENT and v is not None and raw:
-                row.append("%.0f%%" % (100.0 * v / raw))
-            else:
-                row.append("")
+            row += ratio_cells(values, higher, ratio_clients)
         rows.append(row)
     return header, rows
+
+
+def cell_text(cell, value):
+    """How one client's median shows in the table (with its failure marks)."""
+    if value is not None:
+        return fmt(value) + ("*" if cell.get("failures") else "")
+    if cell.get("not_run"):
+        return "n/a"
+    return "FAIL" if cell.get("failures") else "–"
+
+
+def ratio_cells(values, higher, ratio_clients):
+    """Each syncws variant against the better of the two baselines (>1 = syncws better)."""
+    base = [values[b] for b in BASELINES if values.get(b) is not None]
+    best = (max(base) if higher else min(base)) if base else None
+    cells = []
+    for c in ratio_clients:
+        v = values[c]
+        if v is None or best is None or v == 0:
+            cells.append("–")
+        else:
+            cells.append("%.2f" % ((v / best) if higher else (best / v)))
+    return cells
+
+
+def row_values(data, scenario, key):
+    """{client: median value} for one row, leaving out clients without a value."""
+    out = {}
+    for c in data["clients"]:
+        m = (data["results"].get(scenario, {}).get(c) or {}).get("median")
+        if m and m.get(key) is not None:
+            out[c] = m[key]
+    return out
+
+
+def build_raw_rows(data):
+    """Header and rows of the "% of raw TCP" table: one column per client, throughput rows."""
+    clients = [c for c in data["clients"] if c != "raw-tcp"]
+    header = ["scenario", "metric"] + clients
+    rows = []
+    for scenario, key, label, higher in METRICS:
+        if (scenario, key) not in RAW_PERCENT or scenario not in data["results"]:
+            continue
+        values = row_values(data, scenario, key)
+        raw = values.get("raw-tcp")
+        if not raw:
+            continue
+        rows.append([scenario, label] + [
+            "%.0f%%" % (100.0 * values[c] / raw) if c in values else "–" for c in clients])
+    return header, rows
+
+
+def best_of(values, names):
+    """(name, value) of the highest value among names, or (None, None)."""
+    present = [(values[n], n) for n in names if n in values]
+    if not present:
+        return None, None
+    value, name = max(present)
+    return name, value
+
+
+def summary_lines(data):
+    """Per throughput row: syncws's best style against the best other Python client, and the
+    default executor against the better of websocket-client and websockets.sync."""
+    lines = []
+    for scenario, key, label, higher in METRICS:
+        if not higher or scenario not in data["results"]:
+            continue
+        values = row_values(data, scenario, key)
+        ours, ours_v = best_of(values, SYNCWS_CLIENTS)
+        if ours is None:
+            continue
+        parts = []
+        other, other_v = best_of(values, OTHERS)
+        if other is not None:
+            parts.append("best syncws (%s) %s vs best Python client (%s) %s = %.2f×" % (
+                ours, fmt(ours_v), other, fmt(other_v), ours_v / other_v))
+        fast, fast_v = best_of(values, FASTEST)
+        if fast is not None and fast != other:
+            parts.append("vs %s %s = %.2f×" % (fast, fmt(fast_v), ours_v / fast_v))
+        base, base_v = best_of(values, BASELINES)
+        if base is not None and "syncws" in values:
+            parts.append("default executor %s vs %s %s = %.2f×" % (
+                fmt(values["syncws"]), base, fmt(base_v), values["syncws"] / base_v))
+        if parts:
+            lines.append("%s %s: %s" % (scenario, label, "; ".join(parts)))
+    return lines
 
 
 def render_text(header, rows):
@@ -501,6 +635,8 @@ def parse_args(argv):
     ap.add_argument("--server", choices=["auto", "node", "python"], default="auto",
                     help="reference server: auto (node, else python), node, python (fallback)")
     ap.add_argument("--no-install", action="store_true", help="never pip-install missing comparison clients")
+    ap.add_argument("--rs-python", metavar="PYTHON",
+                    help="interpreter (>= 3.12) for the websocket-rs column (default: found automatically)")
     ap.add_argument("--output", default=os.path.join(RESULTS, "latest.json"), help="where to write the JSON results")
     ap.add_argument("--load", metavar="JSON", help="do not run: print the table of a saved results file")
     args = ap.parse_args(argv)
@@ -513,7 +649,7 @@ def pick(value, allowed, what):
     names = [x.strip() for x in value.split(",") if x.strip()]
     # "websockets.sync" and "websocket_client" are accepted as aliases
     alias = {"websockets.sync": "websockets", "websocket_client": "websocket-client", "raw": "raw-tcp",
-             "inline": "syncws-inline", "recv": "syncws-recv"}
+             "inline": "syncws-inline", "recv": "syncws-recv", "websocket_rs": "websocket-rs"}
     names = [alias.get(n, n) for n in names]
     bad = [n for n in names if n not in allowed]
     if bad:
@@ -526,13 +662,57 @@ def print_report(data, markdown):
     text = describe(data)
     if markdown:
         text = "\n".join("- " + line for line in text.splitlines())
+    render = render_markdown if markdown else render_text
     print(text)
     print()
-    print(render_markdown(header, rows) if markdown else render_text(header, rows))
+    print(render(header, rows))
+    raw_header, raw_rows = build_raw_rows(data)
+    if raw_rows:
+        print()
+        print("% of raw TCP (same scenario, same run):")
+        print()
+        print(render(raw_header, raw_rows))
+    summary = summary_lines(data)
+    if summary:
+        print()
+        print("summary (best syncws style vs the best other Python client; default executor vs the "
+              "better of websocket-client and websockets.sync):")
+        print()
+        print("\n".join(("- " if markdown else "  ") + line for line in summary))
     f = failures_text(data)
     if f:
         print()
         print(f)
+
+
+def prepare_clients(args, clients):
+    """Make every requested client runnable (installing what is allowed) and drop the others.
+
+    Returns (clients, {client: version text}, {client: worker env}, {client: interpreter} for
+    the clients that do not run under this Python)."""
+    versions = ensure_comparison_clients(clients, not args.no_install)
+    pythons = {}
+    if "websocket-rs" in clients:
+        rs_python, rs_where = ensure_websocket_rs(not args.no_install, args.rs_python)
+        if rs_python is None:
+            log("!! skipping client websocket-rs: %s" % rs_where)
+        else:
+            pythons["websocket-rs"] = rs_python
+            versions["websocket-rs"] = rs_where
+    envs = {c: worker_env() for c in clients}
+    if any(c in SYNCWS_CLIENTS for c in clients):
+        env, where = locate_syncws()
+        if env is None:
+            log("!! skipping syncws clients: syncws is not usable yet (%s)" % where)
+            clients = [c for c in clients if c not in SYNCWS_CLIENTS]
+        else:
+            versions["syncws"] = where
+            for c in SYNCWS_CLIENTS:
+                envs[c] = env
+    clients = [c for c in clients if c in SYNCWS_CLIENTS or c == "raw-tcp" or c in versions]
+    if not clients:
+        raise SystemExit("no client left to run")
+    return clients, versions, envs, pythons
 
 
 def main(argv=None):
@@ -546,22 +726,7 @@ def main(argv=None):
     clients = pick(args.clients, CLIENTS, "client")
     params = dict(QUICK if args.quick else FULL)
 
-    versions = ensure_comparison_clients(clients, not args.no_install)
-    envs = {}
-    for c in clients:
-        envs[c] = worker_env()
-    if any(c in SYNCWS_CLIENTS for c in clients):
-        env, where = locate_syncws()
-        if env is None:
-            log("!! skipping syncws clients: syncws is not usable yet (%s)" % where)
-            clients = [c for c in clients if c not in SYNCWS_CLIENTS]
-        else:
-            versions["syncws"] = where
-            for c in SYNCWS_CLIENTS:
-                envs[c] = env
-    clients = [c for c in clients if c in SYNCWS_CLIENTS or c == "raw-tcp" or c in versions]
-    if not clients:
-        raise SystemExit("no client left to run")
+    clients, versions, envs, pythons = prepare_clients(args, clients)
 
     os.makedirs(CACHE, exist_ok=True)
     certdir = tempfile.mkdtemp(prefix="certs-", dir=CACHE)
@@ -592,7 +757,10 @@ def main(argv=None):
                 % (load_before, os.cpu_count() or 1))
         log("clients: %s; scenarios: %s; %d run(s) each; timeout %gs per run" % (
             ", ".join(clients), ", ".join(scenarios), args.runs, args.timeout))
-        results, elapsed = run_all(args, clients, scenarios, params, envs, server)
+        if "websocket-rs" in envs and certs:
+            # websocket-rs takes no SSL context; it trusts SSL_CERT_FILE on top of the system store.
+            envs["websocket-rs"]["SSL_CERT_FILE"] = certs[0]
+        results, elapsed = run_all(args, clients, scenarios, params, envs, pythons, server)
         load_after = loadavg()
     finally:
         if server is not None:

@@ -700,6 +700,388 @@ class SyncwsRecv(Client):
             raise BenchError("close did not complete")
 
 
+# -------------------------------------------------------------------------------- websocket-rs
+
+
+class WebsocketRs(Client):
+    """websocket-rs's sync client (Rust tungstenite under PyO3), the way its README uses it.
+
+    Its connection is one Rust object borrowed mutably by each call, so a send() while another
+    thread sits in recv() fails; like websocket-client it therefore sends everything, then
+    reads (`small`), and in fan-in each socket's thread sends its own "go", then reads.
+    It takes no SSL context: it trusts the system store plus ``SSL_CERT_FILE``, which run.py
+    points at the benchmark's CA."""
+
+    def __init__(self, p):
+        super().__init__(p)
+        from websocket_rs.sync.client import connect
+
+        self._connect = connect
+
+    def open(self, url):
+        return self._connect(url, connect_timeout=WAIT, receive_timeout=WAIT, tcp_nodelay=True)
+
+    def send(self, ws, data):
+        ws.send(data)
+
+    def recv(self, ws):
+        return ws.recv()
+
+    def close(self, ws):
+        ws.close()
+
+    def fanin(self, p):
+        n_sockets, n_msgs, size = p["fanin_sockets"], p["fanin_count"], p["fanin_size"]
+        mon = FaninMonitor(n_sockets)
+        mon.start()
+        finished = Countdown(n_sockets)
+        errors = []
+        url = self.url("/download?n=%d&size=%d" % (n_msgs, size))
+        conns = [self.open(url) for _ in range(n_sockets)]
+
+        go = threading.Event()
+
+        def reader(ws):
+            try:
+                go.wait()
+                ws.send("go")  # from this thread: the connection is not shared while in recv()
+                for _ in range(n_msgs):
+                    if len(ws.recv()) != size:
+                        errors.append("bad size")
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(repr(exc))
+            finished.done()
+
+        threads = [threading.Thread(target=reader, args=(ws,), daemon=True) for ws in conns]
+        for t in threads:
+            t.start()
+        mon.sample()
+        t0 = perf()
+        go.set()
+        mon.wait(finished.event)
+        elapsed = perf() - t0
+        if errors:
+            raise BenchError(errors[0])
+        result = mon.result(n_sockets * n_msgs, elapsed)
+        for ws in conns:
+            ws.close()
+        return result
+
+
+# -------------------------------------------------------------------------------------- picows
+
+
+class _PicowsHandler:
+    """The listener body for picows: counts whole messages, hands each payload to on_data.
+
+    Payloads are taken as ``str`` (text) or ``bytes`` (binary): every other client hands the
+    user such an object per message, so picows does the same work (its zero-copy memoryview
+    is valid only inside the callback)."""
+
+    def __init__(self, on_data):
+        self.on_data = on_data
+        self.parts = []
+        self.text = False
+        self.writable = None  # asyncio.Event, set while the transport accepts writes
+
+
+def _picows_listener_class():
+    import asyncio
+
+    from picows import WSListener, WSMsgType
+
+    class Listener(WSListener):
+        def __init__(self, handler):
+            super().__init__()
+            self.handler = handler
+            handler.writable = asyncio.Event()
+            handler.writable.set()
+
+        def on_ws_frame(self, transport, frame):
+            kind = frame.msg_type
+            if kind == WSMsgType.CLOSE:
+                transport.disconnect()
+                return
+            if kind not in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
+                return
+            h = self.handler
+            if frame.fin and not h.parts:
+                if kind == WSMsgType.TEXT:
+                    h.on_data(frame.get_payload_as_utf8_text())
+                else:
+                    h.on_data(frame.get_payload_as_bytes())
+                return
+            if not h.parts:
+                h.text = kind == WSMsgType.TEXT
+            h.parts.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                data, h.parts = b"".join(h.parts), []
+                h.on_data(data.decode() if h.text else data)
+
+        # Flow control, as picows documents it: stop writing while the transport is paused.
+        def pause_writing(self):
+            self.handler.writable.clear()
+
+        def resume_writing(self):
+            self.handler.writable.set()
+
+    return Listener
+
+
+class Picows(Client):
+    """picows (Cython, asyncio): callbacks on the event loop, uvloop when it is installed.
+
+    picows's own benchmarks run on uvloop, so run.py installs it next to picows; picows also
+    uses aiofastnet (a dependency) for its transports by default."""
+
+    def __init__(self, p):
+        super().__init__(p)
+        import asyncio
+
+        import picows
+
+        self.asyncio = asyncio
+        self.picows = picows
+        self.Listener = _picows_listener_class()
+        try:
+            import uvloop
+        except ImportError:
+            uvloop = None
+        self.uvloop = uvloop
+
+    def run(self, coro):
+        if self.uvloop is not None:
+            return self.uvloop.run(coro)
+        return self.asyncio.run(coro)
+
+    async def open(self, url, on_data):
+        handler = _PicowsHandler(on_data)
+        transport, _ = await self.picows.ws_connect(
+            lambda: self.Listener(handler), url,
+            ssl_context=self.ctx if url.startswith("wss:") else None,
+            websocket_handshake_timeout=WAIT, max_frame_size=1 << 30,
+        )
+        return transport, handler
+
+    async def close(self, transport):
+        transport.send_close(self.picows.WSCloseCode.OK)
+        await self.asyncio.wait_for(transport.wait_disconnected(), WAIT)
+
+    async def until(self, future, what):
+        try:
+            return await self.asyncio.wait_for(future, WAIT)
+        except self.asyncio.TimeoutError:
+            raise BenchError("timed out waiting for " + what) from None
+
+    def send(self, transport, data):
+        kind = self.picows.WSMsgType.TEXT if isinstance(data, str) else self.picows.WSMsgType.BINARY
+        transport.send(kind, data.encode() if isinstance(data, str) else data)
+
+    def rtt(self, p):
+        return self.run(self._rtt(p))
+
+    async def _rtt(self, p):
+        msg = "x" * p["rtt_size"]
+        wire = msg.encode()
+        warm, n = p["rtt_warmup"], p["rtt_count"]
+        total = warm + n
+        lat = []
+        state = {"i": 0, "t": 0.0, "t0": 0.0, "bad": False}
+        done = self.asyncio.get_running_loop().create_future()
+        TEXT = self.picows.WSMsgType.TEXT
+
+        def on_data(data):
+            now = perf()
+            if data != msg:
+                state["bad"] = True
+            i = state["i"]
+            if i >= warm:
+                lat.append(now - state["t"])
+            i += 1
+            state["i"] = i
+            if i >= total:
+                state["t1"] = now
+                done.set_result(None)
+                return
+            if i == warm:
+                state["t0"] = perf()
+            state["t"] = perf()
+            transport.send(TEXT, wire)
+
+        transport, _ = await self.open(self.url("/echo"), on_data)
+        if warm == 0:
+            state["t0"] = perf()
+        state["t"] = perf()
+        transport.send(TEXT, wire)
+        await self.until(done, "round trips")
+        if state["bad"]:
+            raise BenchError("bad echo")
+        await self.close(transport)
+        return rtt_result(lat, state["t1"] - state["t0"])
+
+    def small(self, p):
+        return self.run(self._small(p))
+
+    async def _small(self, p):
+        loop = self.asyncio.get_running_loop()
+        msg = os.urandom(p["small_size"])
+        warm, n = p["small_warmup"], p["small_count"]
+        state = {"n": 0, "bytes": 0, "target": warm, "done": loop.create_future()}
+
+        def on_data(data):
+            state["n"] += 1
+            state["bytes"] += len(data)
+            if state["n"] == state["target"]:
+                state["done"].set_result(None)
+
+        transport, handler = await self.open(self.url("/echo"), on_data)
+        BINARY = self.picows.WSMsgType.BINARY
+
+        async def batch(count):
+            state.update(n=0, bytes=0, target=count, done=loop.create_future())
+            send = transport.send
+            for _ in range(count):
+                if not handler.writable.is_set():
+                    await handler.writable.wait()
+                send(BINARY, msg)
+            await self.until(state["done"], "echoes")
+
+        await batch(warm)
+        t0 = perf()
+        await batch(n)
+        elapsed = perf() - t0
+        if state["bytes"] != n * len(msg):
+            raise BenchError("received %d bytes, expected %d" % (state["bytes"], n * len(msg)))
+        await self.close(transport)
+        return {"msgs_per_s": n / elapsed}
+
+    def upload(self, p):
+        return self.run(self._upload(p))
+
+    async def _upload(self, p):
+        loop = self.asyncio.get_running_loop()
+        data = os.urandom(p["big_size"])
+        box = {"got": None}
+
+        def on_data(msg):
+            box["got"].set_result(msg)
+
+        transport, handler = await self.open(self.url("/count"), on_data)
+        BINARY = self.picows.WSMsgType.BINARY
+
+        async def batch(count):
+            box["got"] = loop.create_future()
+            for _ in range(count):
+                if not handler.writable.is_set():
+                    await handler.writable.wait()
+                transport.send(BINARY, data)
+            self.send(transport, "summary")
+            summary = json.loads(await self.until(box["got"], "the server's summary"))
+            if summary != {"messages": count, "bytes": count * len(data)}:
+                raise BenchError("server counted %r" % (summary,))
+
+        await batch(p["big_warmup"])
+        t0 = perf()
+        await batch(p["upload_count"])
+        elapsed = perf() - t0
+        await self.close(transport)
+        return {"MB_per_s": p["upload_count"] * len(data) / elapsed / 1e6}
+
+    def download(self, p):
+        return self.run(self._download(p))
+
+    async def _download(self, p):
+        loop = self.asyncio.get_running_loop()
+        size = p["big_size"]
+        state = {"n": 0, "target": 0, "bad": False, "done": None}
+
+        def on_data(data):
+            if len(data) != size:
+                state["bad"] = True
+            state["n"] += 1
+            if state["n"] == state["target"]:
+                state["done"].set_result(None)
+
+        transport, _ = await self.open(self.url("/download"), on_data)
+
+        async def batch(count):
+            state.update(n=0, target=count, done=loop.create_future())
+            self.send(transport, "%d %d" % (count, size))
+            await self.until(state["done"], "downloaded messages")
+            if state["bad"]:
+                raise BenchError("bad message size")
+
+        await batch(p["big_warmup"])
+        t0 = perf()
+        await batch(p["download_count"])
+        elapsed = perf() - t0
+        await self.close(transport)
+        return {"MB_per_s": p["download_count"] * size / elapsed / 1e6}
+
+    def connect(self, p):
+        return self.run(self._connect(p))
+
+    async def _connect(self, p):
+        result = {}
+        for key, secure in (("ws_per_s", False), ("wss_per_s", True)):
+            if secure and self.ctx is None:
+                continue
+            url = self.url("/echo", secure)
+
+            async def once():
+                transport, _ = await self.open(url, lambda data: None)
+                await self.close(transport)
+
+            await once()
+            n = p["connect_count"]
+            t0 = perf()
+            for _ in range(n):
+                await once()
+            result[key] = n / (perf() - t0)
+        return result
+
+    def fanin(self, p):
+        return self.run(self._fanin(p))
+
+    async def _fanin(self, p):
+        n_sockets, n_msgs, size = p["fanin_sockets"], p["fanin_count"], p["fanin_size"]
+        loop = self.asyncio.get_running_loop()
+        mon = FaninMonitor(n_sockets)
+        mon.start()
+        counts = [0] * n_sockets
+        left = {"sockets": n_sockets}
+        finished = loop.create_future()
+        errors = []
+        url = self.url("/download?n=%d&size=%d" % (n_msgs, size))
+
+        def make(i):
+            def on_data(data):
+                if len(data) != size:
+                    errors.append("bad size")
+                counts[i] += 1
+                if counts[i] == n_msgs:
+                    left["sockets"] -= 1
+                    if left["sockets"] == 0:
+                        finished.set_result(None)
+
+            return self.open(url, on_data)
+
+        opened = await self.asyncio.gather(*(make(i) for i in range(n_sockets)))
+        mon.sample()
+        t0 = perf()
+        for transport, _ in opened:
+            self.send(transport, "go")
+        await self.until(finished, "fan-in messages")
+        elapsed = perf() - t0
+        mon.sample()
+        if errors:
+            raise BenchError(errors[0])
+        result = mon.result(n_sockets * n_msgs, elapsed)
+        for transport, _ in opened:
+            transport.disconnect()
+        return result
+
+
 # ---------------------------------------------------------------------------------------- raw TCP
 
 
@@ -879,6 +1261,8 @@ CLIENTS = {
     "syncws-inline": SyncwsInline,
     "websocket-client": WebsocketClient,
     "websockets": WebsocketsSync,
+    "websocket-rs": WebsocketRs,
+    "picows": Picows,
     "raw-tcp": RawTcp,
 }
 

@@ -14,9 +14,10 @@ import enum
 import os
 import struct
 import threading
-from typing import Iterator, List, NamedTuple, NoReturn, Optional, Tuple
+from typing import Iterator, List, NamedTuple, NoReturn, Optional, Tuple, Union
 
 from ..errors import MessageTooBig, ProtocolError
+from . import _accel
 from .mask import BytesLike, apply_mask
 
 __all__ = [
@@ -154,22 +155,9 @@ def _new_mask_key() -> bytes:
 
 
 def client_frame(opcode: int, payload: BytesLike, rsv1: bool = False) -> List[bytes]:
-    """A final, masked client frame: ``serialize_frame`` specialised for ``send()``'s hot path."""
-    length = len(payload)
-    key = _new_mask_key()
-    first = (0xC0 if rsv1 else 0x80) | opcode
-    if length < 126:
-        head = bytes((first, 0x80 | length)) + key
-    elif length < 65536:
-        head = _PACK_16(first, 0xFE, length) + key
-    else:
-        head = _PACK_64(first, 0xFF, length) + key
-    if not length:
-        return [head]
-    masked = apply_mask(payload, key)
-    if length <= 1024:
-        return [head + masked]  # one buffer: small frames are cheaper joined than scattered
-    return [head, masked]
+    """A final, masked client frame: ``serialize_frame`` specialised for ``send()``'s hot path
+    (one buffer up to 1024 bytes: small frames are cheaper joined than scattered)."""
+    return _accel.client_frame((0xC0 if rsv1 else 0x80) | opcode, payload, _new_mask_key())
 
 
 class FrameParser:
@@ -183,7 +171,7 @@ class FrameParser:
 
     __slots__ = (
         "expect_masked", "max_payload", "_buffer", "_failed", "_direct", "_direct_filled",
-        "_direct_first",
+        "_direct_first", "_direct_view", "_direct_slice",
     )
 
     def __init__(self, *, expect_masked: bool = False, max_payload: Optional[int] = None) -> None:
@@ -192,7 +180,10 @@ class FrameParser:
         self._buffer = bytearray()
         self._failed = False
         # Direct mode: a large frame's payload is received straight into its own buffer.
-        self._direct: Optional[bytearray] = None
+        # The payload object: the final bytes with the accelerator (see _accel.payload_buffer).
+        self._direct: Optional[Union[bytes, bytearray]] = None
+        self._direct_view: Optional[memoryview] = None  # writable view of _direct
+        self._direct_slice: Optional[memoryview] = None  # the part of it last handed out
         self._direct_filled = 0
         self._direct_first = 0
 
@@ -217,60 +208,38 @@ class FrameParser:
             yield frame
 
     def _next(self, buf: bytearray) -> Optional[Frame]:
-        available = len(buf)
-        if available < 2:
+        max_payload = self.max_payload
+        parsed = _accel.parse_frame(buf, self.expect_masked, -1 if max_payload is None else max_payload)
+        if parsed is None:
             return None
-        first = buf[0]
-        second = buf[1]
-        opcode_value = first & 0x0F
-        fin = bool(first & 0x80)
-        masked = bool(second & 0x80)
-        length = second & 0x7F
-        offset = 2
-        try:
-            opcode = _KNOWN[opcode_value]
-        except KeyError:
-            self._fail(ProtocolError(f"reserved opcode {opcode_value:#x}"))
-        if opcode_value >= 8:
-            if not fin:
-                self._fail(ProtocolError("fragmented control frame"))
-            if length > 125:
-                self._fail(ProtocolError("control frame payload longer than 125 bytes"))
-        if masked != self.expect_masked:
-            if masked:
-                self._fail(ProtocolError("the server sent a masked frame"))
-            self._fail(ProtocolError("the client sent an unmasked frame"))
-        if length >= 126:
-            parsed = _extended_length(buf, available)
-            if parsed is None:
-                return None
-            length, offset = parsed
-            if length >> 63:
-                self._fail(ProtocolError("64-bit payload length has its top bit set"))
-        if self.max_payload is not None and length > self.max_payload:
-            self._fail(MessageTooBig(f"frame of {length} bytes exceeds the message size limit"))
-        key = None
-        if masked:
-            if available < offset + 4:
-                return None
-            key = bytes(buf[offset : offset + 4])
-            offset += 4
-        end = offset + length
-        if available < end:
-            return None
-        with memoryview(buf) as view:
-            payload = view[offset:end].tobytes()
-        del buf[:end]
-        if key is not None:
-            payload = apply_mask(payload, key)
+        if isinstance(parsed, int):
+            self._fail(self._parse_error(parsed, buf))
+        first, payload = parsed
         return Frame(
-            opcode,
+            _KNOWN[first & 0x0F],
             payload,
-            fin,
+            bool(first & 0x80),
             bool(first & 0x40),
             bool(first & 0x20),
             bool(first & 0x10),
         )
+
+    def _parse_error(self, code: int, buf: bytearray) -> ProtocolError:
+        """The exception for a ``_accel.PARSE_*`` code about the frame at the front of ``buf``."""
+        if code == _accel.PARSE_RESERVED_OPCODE:
+            return ProtocolError(f"reserved opcode {buf[0] & 0x0F:#x}")
+        if code == _accel.PARSE_FRAGMENTED_CONTROL:
+            return ProtocolError("fragmented control frame")
+        if code == _accel.PARSE_CONTROL_TOO_LONG:
+            return ProtocolError("control frame payload longer than 125 bytes")
+        if code == _accel.PARSE_UNEXPECTED_MASK:
+            return ProtocolError("the server sent a masked frame")
+        if code == _accel.PARSE_MISSING_MASK:
+            return ProtocolError("the client sent an unmasked frame")
+        if code == _accel.PARSE_LENGTH_TOP_BIT:
+            return ProtocolError("64-bit payload length has its top bit set")
+        length = _extended_length(buf, len(buf))[0]  # type: ignore[index]
+        return MessageTooBig(f"frame of {length} bytes exceeds the message size limit")
 
     # -- direct mode ------------------------------------------------------------------------
 
@@ -283,8 +252,8 @@ class FrameParser:
         byte of a large message through the parser's buffer. Call only right after ``feed``
         (which validated the header).
         """
-        if self._direct is not None:
-            return memoryview(self._direct)[self._direct_filled :]
+        if self._direct_view is not None:
+            return self._hand_out(self._direct_view[self._direct_filled :])
         buf = self._buffer
         available = len(buf)
         if available < 2 or self.expect_masked or buf[1] & 0x80:
@@ -296,13 +265,23 @@ class FrameParser:
         have = available - offset
         if length - have < min_remaining:
             return None
-        payload = bytearray(length)
-        payload[:have] = buf[offset:available]
+        payload, view = _accel.payload_buffer(length)
+        view[:have] = memoryview(buf)[offset:available]
         self._direct_first = buf[0]
         self._direct = payload
+        self._direct_view = view
         self._direct_filled = have
         buf.clear()
-        return memoryview(payload)[have:]
+        return self._hand_out(view[have:])
+
+    def _hand_out(self, view: memoryview) -> memoryview:
+        """Remember the view given to the caller, so that it can be released (made unusable)
+        once the payload is complete: with the accelerator the payload is an immutable
+        ``bytes`` handed to the user, and a view of it must not outlive that moment."""
+        if self._direct_slice is not None:
+            self._direct_slice.release()
+        self._direct_slice = view
+        return view
 
     @property
     def in_direct_mode(self) -> bool:
@@ -312,14 +291,19 @@ class FrameParser:
     def direct_received(self, count: int) -> Optional[Frame]:
         """``count`` more payload bytes arrived in the direct view; the frame once complete.
 
-        The completed frame's payload is a ``bytearray`` nobody else references.
+        The completed frame's payload is ``bytes`` (with the accelerator) or a ``bytearray``
+        nobody else references; the views handed out for it are released.
         """
         payload = self._direct
-        assert payload is not None
+        assert payload is not None and self._direct_view is not None
         self._direct_filled += count
         if self._direct_filled < len(payload):
             return None
-        self._direct = None
+        # Nothing can write into the payload any more.
+        self._direct_view.release()
+        if self._direct_slice is not None:
+            self._direct_slice.release()
+        self._direct = self._direct_view = self._direct_slice = None
         first = self._direct_first
         return Frame(
             _KNOWN[first & 0x0F],

@@ -78,6 +78,7 @@ import syncws
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MiB = 1024 * 1024
+LIVE_SOCKETS: "weakref.WeakSet[Any]" = weakref.WeakSet()  # every socket made, while it exists
 Data = Union[str, bytes]
 
 # (share, smallest, largest) body sizes in bytes, log-uniform within each class.
@@ -275,6 +276,30 @@ class Snapshot:
         if self.rss is not None and baseline.rss is not None and self.rss > baseline.rss + rss_tolerance:
             found.append(f"RSS {baseline.rss / MiB:.1f} -> {self.rss / MiB:.1f} MiB")
         return found
+
+
+def describe_retention(type_name: str, depth: int = 6) -> List[str]:
+    """For ``--trace-memory``: what keeps one leftover object of ``type_name`` alive."""
+    objects = [o for o in gc.get_objects() if type(o).__qualname__ == type_name]
+    if not objects:
+        return []
+    lines, target, seen = [], objects[0], {id(objects)}
+    for level in range(depth):
+        referrers = [r for r in gc.get_referrers(target) if id(r) not in seen and r is not objects]
+        seen.update(id(r) for r in referrers)
+        if not referrers:
+            break
+        lines.append("  " * level + "held by " + ", ".join(_short(r) for r in referrers[:4]))
+        target = referrers[0]
+    return lines
+
+
+def _short(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return "dict(" + ", ".join(map(str, list(obj)[:4])) + ")"
+    if type(obj).__name__ in ("frame", "cell", "function", "method"):
+        return f"{type(obj).__name__} {getattr(obj, '__qualname__', getattr(obj, 'f_code', ''))}"
+    return type(obj).__qualname__
 
 
 def _thread_kind(name: str) -> str:
@@ -516,6 +541,7 @@ class ReconnectingClient(SoakClient):
     def start(self) -> None:
         backoff = syncws.Backoff(initial=0.05, factor=2.0, max_delay=2.0, reset_after=1.0)
         self.ws = syncws.ReconnectingWebSocket(self.url, backoff=backoff, **self.options, **self.handlers())
+        LIVE_SOCKETS.add(self.ws)
 
     def after_close(self, event: Any, was_open: bool) -> None:
         if not getattr(event, "reconnecting", False) and not self.finished:
@@ -533,6 +559,7 @@ class FallbackClient(SoakClient):
         self.failures = 0
         self.reconnect_at: Optional[float] = None
         self.ws = syncws.WebSocket(self.url, **self.options, **self.handlers())
+        LIVE_SOCKETS.add(self.ws)
 
     def after_close(self, event: Any, was_open: bool) -> None:
         with self.lock:
@@ -549,6 +576,7 @@ class FallbackClient(SoakClient):
                     return
                 self.reconnect_at = None
                 self.ws = syncws.WebSocket(self.url, **self.options, **self.handlers())
+                LIVE_SOCKETS.add(self.ws)
         super().poll(now)
 
 
@@ -699,7 +727,8 @@ class Phase:
         return (f"{time.monotonic() - started:6.0f} s: {tally.delivered} delivered, {tally.interrupted} "
                 f"interrupted, {tally.opens} opens, {tally.failed_attempts} failed attempts, "
                 f"{tally.lost + tally.duplicated + tally.corrupted + tally.stray} anomalies, "
-                f"{threading.active_count()} threads, RSS {_mib(_rss_bytes())}")
+                f"{threading.active_count()} threads, {len(LIVE_SOCKETS)} WebSocket objects alive, RSS {_mib(_rss_bytes())}"
+                + (f", Python heap {_mib(tracemalloc.get_traced_memory()[0])}" if tracemalloc.is_tracing() else ""))
 
     def tally(self) -> Tally:
         total = Tally()
@@ -766,6 +795,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         end = settle(baseline, args.rss_tolerance * MiB)
         if args.trace_memory:
             report_memory(traced, tracemalloc.take_snapshot())
+            for line in describe_retention("WebSocket"):
+                print(line, file=sys.stderr)
         faults = proxy.command("stats")["stats"]
         proxy.stop()
         server_report = server.stop()

@@ -56,6 +56,7 @@ import ctypes
 import ctypes.util
 import gc
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -283,10 +284,11 @@ def describe_retention(type_name: str, depth: int = 6) -> List[str]:
     objects = [o for o in gc.get_objects() if type(o).__qualname__ == type_name]
     if not objects:
         return []
-    lines, target, seen = [], objects[0], {id(objects)}
+    lines, target, mine = [], objects[0], [objects]
     for level in range(depth):
-        referrers = [r for r in gc.get_referrers(target) if id(r) not in seen and r is not objects]
-        seen.update(id(r) for r in referrers)
+        referrers = [r for r in gc.get_referrers(target)
+                     if not any(r is m for m in mine) and not inspect.isframe(r)]
+        mine.append(referrers)
         if not referrers:
             break
         lines.append("  " * level + "held by " + ", ".join(_short(r) for r in referrers[:4]))
@@ -795,7 +797,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         end = settle(baseline, args.rss_tolerance * MiB)
         if args.trace_memory:
             report_memory(traced, tracemalloc.take_snapshot())
-            for line in describe_retention("WebSocket"):
+        if end.objects["WebSocket"] > baseline.objects["WebSocket"]:
+            for line in describe_retention("WebSocket"):  # what keeps a leftover socket
                 print(line, file=sys.stderr)
         faults = proxy.command("stats")["stats"]
         proxy.stop()

@@ -273,7 +273,7 @@ class Snapshot:
         grown = {name: count - baseline.objects[name] for name, count in self.objects.items()
                  if count > baseline.objects[name]}
         if grown:
-            found.append("syncws objects " + ", ".join(f"{k} +{v}" for k, v in sorted(grown.items())))
+            found.append(_describe_grown(grown))
         if self.rss is not None and baseline.rss is not None and self.rss > baseline.rss + rss_tolerance:
             found.append(f"RSS {baseline.rss / MiB:.1f} -> {self.rss / MiB:.1f} MiB")
         return found
@@ -302,6 +302,16 @@ def _short(obj: Any) -> str:
     if type(obj).__name__ in ("frame", "cell", "function", "method"):
         return f"{type(obj).__name__} {getattr(obj, '__qualname__', getattr(obj, 'f_code', ''))}"
     return type(obj).__qualname__
+
+
+def _describe_grown(grown: Dict[str, int]) -> str:
+    """Leftover syncws objects, briefly: the sockets first, then how many other kinds."""
+    sockets = grown.get("WebSocket", 0)
+    others = sorted(name for name in grown if name != "WebSocket")
+    if sockets:
+        return (f"{sockets} WebSocket objects outlived their connections (with {len(others)} other "
+                f"syncws types: {', '.join(others[:4])}, ...)")
+    return "syncws objects left: " + ", ".join(f"{name} +{grown[name]}" for name in others[:8])
 
 
 def _thread_kind(name: str) -> str:
@@ -904,7 +914,7 @@ def markdown(result: Dict[str, Any]) -> str:
         f"{args['rate']:g} messages/s per connection, window {args['window']}), "
         f"syncws {syncws.__version__}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}:",
         "",
-        "| | |",
+        "| measure | value |",
         "|---|---|",
     ]
     lines += [f"| {name} | {value} |" for name, value in summary_rows(result)]

@@ -14,8 +14,8 @@ What runs, all on 127.0.0.1:
 - in this process, ``--connections`` logical clients (ws and wss, compression on and off,
   ``blob`` and ``arraybuffer``, default executor and a shared pool, three keepalive settings),
   each sending text and binary messages of a few bytes to about 1 MiB, at a few messages a
-  second, and reconnecting after every lost connection (with ``syncws.ReconnectingWebSocket``
-  when the package has it, otherwise a new ``syncws.WebSocket`` after each close).
+  second, each one a ``syncws.ReconnectingWebSocket`` that reconnects after every lost
+  connection.
 
 Every message carries its client's number, a sequence number and a BLAKE2b digest of its body
 (which covers the ids too). The echo of a message is checked against the record of what was
@@ -79,7 +79,6 @@ import syncws
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MiB = 1024 * 1024
-LIVE_SOCKETS: "weakref.WeakSet[Any]" = weakref.WeakSet()  # every socket made, while it exists
 Data = Union[str, bytes]
 
 # (share, smallest, largest) body sizes in bytes, log-uniform within each class.
@@ -314,6 +313,11 @@ def _describe_grown(grown: Dict[str, int]) -> str:
     return "syncws objects left: " + ", ".join(f"{name} +{grown[name]}" for name in others[:8])
 
 
+def _count_sockets() -> int:
+    """The ``syncws.WebSocket`` objects alive (each connection of a reconnecting socket is one)."""
+    return sum(1 for o in gc.get_objects() if type(o) is syncws.WebSocket)
+
+
 def _thread_kind(name: str) -> str:
     return re.sub(r"[-_]?(\d+|[0-9a-f]{6,})$", "", name)
 
@@ -391,8 +395,6 @@ class SoakClient:
         self.delivered = SeqSet()
         self.closed_targets: "weakref.WeakSet[Any]" = weakref.WeakSet()  # final close delivered
 
-    # -- connecting (the small fallback loop lives in FallbackConnector) --
-
     def handlers(self) -> Dict[str, Callable[[Any], None]]:
         return {"onopen": self.on_open, "onmessage": self.on_message,
                 "onerror": self.on_error, "onclose": self.on_close}
@@ -409,6 +411,8 @@ class SoakClient:
         with self.lock:
             if not self._check_alive(event, "open"):
                 return
+            if self.open:
+                self.tally.note("lifecycle", f"client {self.index}: open event without a close before it")
             self.conn += 1
             self.open = True
             self.tally.opens += 1
@@ -481,7 +485,7 @@ class SoakClient:
         self.after_close(event, was_open)
 
     def after_close(self, event: Any, was_open: bool) -> None:
-        """What the connector does after a close event (reconnecting or not)."""
+        """What a subclass does after a close event (reconnecting or not)."""
 
     # -- sending --
 
@@ -521,7 +525,7 @@ class SoakClient:
         tally.bytes_out += size
 
     def poll(self, now: float) -> None:
-        """Called by the driver thread: send what is due (and reconnect, in the fallback)."""
+        """Called by the driver thread: send what is due."""
         self.pump(now)
 
     def outstanding_count(self) -> int:
@@ -553,47 +557,11 @@ class ReconnectingClient(SoakClient):
     def start(self) -> None:
         backoff = syncws.Backoff(initial=0.05, factor=2.0, max_delay=2.0, reset_after=1.0)
         self.ws = syncws.ReconnectingWebSocket(self.url, backoff=backoff, **self.options, **self.handlers())
-        LIVE_SOCKETS.add(self.ws)
 
     def after_close(self, event: Any, was_open: bool) -> None:
         if not getattr(event, "reconnecting", False) and not self.finished:
             with self.lock:
                 self.tally.note("lifecycle", f"client {self.index}: gave up reconnecting ({event.code})")
-
-
-class FallbackClient(SoakClient):
-    """Reconnection by hand: a new ``syncws.WebSocket`` after each close, with backoff.
-
-    Used only while the package has no ``ReconnectingWebSocket``; delete it once it has.
-    """
-
-    def start(self) -> None:
-        self.failures = 0
-        self.reconnect_at: Optional[float] = None
-        self.ws = syncws.WebSocket(self.url, **self.options, **self.handlers())
-        LIVE_SOCKETS.add(self.ws)
-
-    def after_close(self, event: Any, was_open: bool) -> None:
-        with self.lock:
-            if self.finished or event.target is not self.ws:
-                return
-            self.failures = 0 if was_open else self.failures + 1
-            delay = min(2.0, 0.05 * 2 ** min(self.failures, 6)) * self.rng.uniform(0.5, 1.0)
-            self.reconnect_at = time.monotonic() + delay
-
-    def poll(self, now: float) -> None:
-        if self.reconnect_at is not None and now >= self.reconnect_at:
-            with self.lock:
-                if self.finished:
-                    return
-                self.reconnect_at = None
-                self.ws = syncws.WebSocket(self.url, **self.options, **self.handlers())
-                LIVE_SOCKETS.add(self.ws)
-        super().poll(now)
-
-
-def client_class() -> type:
-    return ReconnectingClient if hasattr(syncws, "ReconnectingWebSocket") else FallbackClient
 
 
 # -- the processes around the clients ----------------------------------------------------------
@@ -689,11 +657,10 @@ class Phase:
     def __init__(self, args: argparse.Namespace, urls: Dict[str, str], context: Any,
                  pool: ThreadPoolExecutor, payloads: Payloads, seed: int) -> None:
         rng = random.Random(seed)
-        cls = client_class()
         self.clients: List[SoakClient] = []
         for index in range(args.connections):
             scheme, options = client_options(index, context, pool)
-            self.clients.append(cls(index, urls[scheme], options, payloads,
+            self.clients.append(ReconnectingClient(index, urls[scheme], options, payloads,
                                     random.Random(rng.getrandbits(64)), args.rate, args.window))
         self.stop = threading.Event()
         self.driver = threading.Thread(target=self.drive, name="soak-driver", daemon=True)
@@ -739,7 +706,7 @@ class Phase:
         return (f"{time.monotonic() - started:6.0f} s: {tally.delivered} delivered, {tally.interrupted} "
                 f"interrupted, {tally.opens} opens, {tally.failed_attempts} failed attempts, "
                 f"{tally.lost + tally.duplicated + tally.corrupted + tally.stray} anomalies, "
-                f"{threading.active_count()} threads, {len(LIVE_SOCKETS)} WebSocket objects alive, RSS {_mib(_rss_bytes())}"
+                f"{threading.active_count()} threads, {_count_sockets()} WebSocket objects alive, RSS {_mib(_rss_bytes())}"
                 + (f", Python heap {_mib(tracemalloc.get_traced_memory()[0])}" if tracemalloc.is_tracing() else ""))
 
     def tally(self) -> Tally:
@@ -798,8 +765,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         if args.trace_memory:
             tracemalloc.start(25)
             traced = tracemalloc.take_snapshot()
-        progress(f"soak: {args.connections} connections for {args.duration:.0f} s "
-                 f"({client_class().__name__})")
+        progress(f"soak: {args.connections} connections for {args.duration:.0f} s")
         main_phase = Phase(args, urls, context, pool, payloads, args.seed + 2)
         main_result = main_phase.run(args.duration, args.drain, proxy, progress)
         tally.merge(main_phase.tally())
@@ -818,7 +784,6 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "args": vars(args), "tally": tally, "faults": faults, "server": server_report,
             "warm": warm_result, "main": main_result, "start": start, "baseline": baseline, "end": end,
             "leaks": end.leaks(baseline, args.rss_tolerance * MiB) + warm_leaks(start, baseline),
-            "connector": client_class().__name__,
         }
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -884,7 +849,7 @@ def summary_rows(result: Dict[str, Any]) -> List[Tuple[str, str]]:
     return [
         ("duration", f"{args['duration']:.0f} s soak + {args['warmup']:.0f} s warm-up ({elapsed:.0f} s with drains)"),
         ("connections", f"{args['connections']} logical clients (ws/wss × compression on/off × blob/arraybuffer; "
-                        f"{result['connector']})"),
+                        "syncws.ReconnectingWebSocket)"),
         ("connections opened", f"{opens} ({opens - 2 * args['connections']} reconnects), "
                                f"{tally.failed_attempts} failed attempts"),
         ("messages", f"{tally.messages} sent, {tally.delivered} delivered, {tally.interrupted} interrupted "
@@ -944,7 +909,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--fault-interval", type=float, default=20.0,
                         help="mean seconds between disruptive faults per connection (default 20)")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds (default: 10%% of "
-                        "--duration, between 10 and 60)")
+                        "--duration, between 20 and 60)")
     parser.add_argument("--drain", type=float, default=90.0, help="seconds the final drain may take (default 90)")
     parser.add_argument("--rss-tolerance", type=float, default=32.0,
                         help="MiB the resident memory may end above the baseline (default 32)")
@@ -955,7 +920,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--serve", nargs=2, metavar=("CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.warmup is None:
-        args.warmup = min(60.0, max(10.0, args.duration / 10))
+        args.warmup = min(60.0, max(20.0, args.duration / 10))
     return args
 
 

@@ -911,8 +911,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds (default: 10%% of "
                         "--duration, between 20 and 60)")
     parser.add_argument("--drain", type=float, default=90.0, help="seconds the final drain may take (default 90)")
-    parser.add_argument("--rss-tolerance", type=float, default=32.0,
-                        help="MiB the resident memory may end above the baseline (default 32)")
+    parser.add_argument("--rss-tolerance", type=float, default=64.0,
+                        help="MiB the resident memory may end above the baseline (default 64)")
     parser.add_argument("--write-readme", action="store_true", help="put the table into bench/README.md")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--trace-memory", action="store_true",

@@ -639,7 +639,8 @@ class WebSocket(EventTarget):
             state = self._socket_state.ready_state
             heard = any(self._has_listeners(kind) for kind in _HEARD_IN[state])
             engine = self._engine
-            unwritten = engine is not None and engine.unwritten > 0
+            # Bytes a connection that has ended will never write keep nothing alive.
+            unwritten = engine is not None and not engine.finished and engine.unwritten > 0
             sink.strong = self if heard or unwritten else None
 
     def send(self, data: Union[str, bytes, bytearray, memoryview, Blob]) -> None:

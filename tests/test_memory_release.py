@@ -66,13 +66,6 @@ def test_closed_socket_is_freed_without_the_cyclic_collector(ws_server_factory, 
     assert socket_ref() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="websocket.py WebSocket._update_lifetime (sink.strong = self if heard or unwritten): "
-    "bytes accepted by send() that a lost connection never wrote keep engine.unwritten > 0 "
-    "forever, so the socket holds itself (via its sink, held by the engine in the collection "
-    "finalizer's registry) after its close event: never freed, even by gc.collect()",
-)
 def test_socket_lost_with_unwritten_data_is_freed_after_its_close_event(ws_server_factory):
     from syncws.server import hold
 

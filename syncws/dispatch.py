@@ -33,7 +33,7 @@ logger = logging.getLogger("syncws")
 
 __all__ = ["Dispatcher"]
 
-Task = Callable[[], None]
+Task = Callable[[], object]
 
 # A drain on a shared executor yields after this long so one busy socket cannot starve others
 # (and a GUI loop keeps painting).
@@ -143,7 +143,7 @@ class Dispatcher:
 
     def _schedule(self) -> None:
         try:
-            self._post(self._drain)  # type: ignore[misc]
+            self._post(self._drain)
         except Exception:
             logger.exception("syncws: the executor refused a delivery task; events are lost")
             with self._cond:

@@ -228,7 +228,7 @@ class _Route:
         self.dispatcher = dispatcher
         self.attached = True  # False once close() cancelled the attempt
 
-    def __call__(self, task: Callable[[], None]) -> None:
+    def __call__(self, task: Callable[[], object]) -> None:
         if self.attached:
             self.dispatcher.put(task)
         else:

@@ -232,7 +232,7 @@ class _Sink(EngineSink):
     def deferring(self) -> bool:
         return self.dispatcher.deferring
 
-    def take_deferred(self) -> Optional[Callable[[], None]]:
+    def take_deferred(self) -> Optional[Callable[[], object]]:
         return self.dispatcher.take_deferred()
 
     def wait_delivered(self, timeout: float) -> None:

@@ -50,7 +50,7 @@ class EngineSink:
         the engine then runs two threads that take turns reading and delivering."""
         return False
 
-    def take_deferred(self) -> Optional[Callable[[], None]]:
+    def take_deferred(self) -> Optional[Callable[[], object]]:
         """The delivery the calling thread's last report scheduled, to run now (see
         :attr:`deferring`); None when there is nothing to deliver or another thread is."""
         return None

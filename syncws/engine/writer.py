@@ -38,6 +38,8 @@ _BURST = 15e-6
 # Messages up to this size may be framed and written on the sender's thread; larger ones are
 # always framed by the writer thread, so send() does no work proportional to a large message.
 _DIRECT_MAX = 16 * 1024
+# The writer lowers buffered_amount after each write of about this many bytes.
+_WRITE_CHUNK = 1024 * 1024
 # How long an idle writer thread waits for more work before it ends.
 _LINGER = 0.25
 _monotonic = time.monotonic
@@ -266,24 +268,15 @@ class Writer:
         return items
 
     def _run(self) -> None:
-        stream = self._stream
         try:
             while True:
                 items = self._take()
                 if items is None:
                     return
                 try:
-                    buffers = self._buffers_of(items)
-                    if buffers:
-                        stream.send_buffers(buffers)
-                    else:
-                        stream.flush()
+                    self._write_items(items)
                 finally:
                     self._write_lock.release()
-                written = sum(item.app_bytes for item in items)
-                if written or self._flush_waiters:
-                    with self._cond:
-                        self._wrote(written)
                 if self.watch_drain:
                     self._check_drained()
         except OSError as exc:
@@ -292,15 +285,34 @@ class Writer:
                 self._stopping = True
             self._on_failed(exc)
 
-    def _buffers_of(self, items: List[_Outbound]) -> List[bytes]:
-        """The bytes of queued items, framing queued messages now, in order."""
+    def _write_items(self, items: List[_Outbound]) -> None:
+        """Frame and write ``items`` in order (write lock held): small ones joined into one
+        write, and ``buffered_amount`` lowered after each write of about ``_WRITE_CHUNK``
+        bytes, so it drops as bytes reach the OS, not once a long queue is all written."""
+        stream = self._stream
         buffers: List[bytes] = []
+        size = app_bytes = 0
         for item in items:
             if item.message is not None:
                 item.buffers = self._frame(item.message, item.text)
                 item.message = None
             buffers += item.buffers
-        return buffers
+            size += sum(map(len, item.buffers))
+            app_bytes += item.app_bytes
+            if size >= _WRITE_CHUNK:
+                self._write(stream, buffers, app_bytes)
+                buffers, size, app_bytes = [], 0, 0
+        if buffers or app_bytes:
+            self._write(stream, buffers, app_bytes)
+        else:
+            stream.flush()  # only a wake-up: what TLS produced on its own
+
+    def _write(self, stream: Stream, buffers: List[bytes], app_bytes: int) -> None:
+        if buffers:
+            stream.send_buffers(buffers)
+        if app_bytes or self._flush_waiters:
+            with self._cond:
+                self._wrote(app_bytes)
 
 
 def _drop_prefix(buffers: List[bytes], count: int) -> List[bytes]:

@@ -156,6 +156,9 @@ class Connection:
         (``None``: no limit); a larger one fails the connection with 1009.
     :param extension: the negotiated permessage-deflate codec (``encode``/``decode_frame``,
         see :class:`syncws.protocol.deflate.PerMessageDeflate`), or ``None``.
+    :param echo_reason: whether the echo of the peer's Close repeats its reason too (RFC 6455
+        only asks for the code; the test server repeats both, so that an echo server's close
+        shows what was sent).
     """
 
     def __init__(
@@ -164,8 +167,10 @@ class Connection:
         *,
         max_message_size: Optional[int] = None,
         extension: Any = None,
+        echo_reason: bool = False,
     ) -> None:
         self.role = role
+        self._echo_reason = echo_reason
         self.state = State.OPEN
         self.max_message_size = max_message_size
         self.extension = extension
@@ -405,7 +410,8 @@ class Connection:
         self.close_received = close
         if self.close_sent is None:
             echo_code = None if close.code == 1005 else close.code
-            self._outgoing.extend(self._close_frame(echo_code, ""))
+            reason = close.reason if self._echo_reason else ""
+            self._outgoing.extend(self._close_frame(echo_code, reason))
         self.state = State.CLOSED
         return close
 

@@ -397,7 +397,11 @@ class ClientHandshake:
 
 @dataclasses.dataclass
 class Request:
-    """A client's opening handshake request, as received."""
+    """A client's opening handshake request, as received.
+
+    ``method``, ``path`` and ``version`` come from the request line, ``headers`` is the list
+    of ``(name, value)`` pairs in order, ``raw`` the bytes of the whole head.
+    """
 
     method: str
     path: str

@@ -336,7 +336,8 @@ class Connection:
                 raise ProtocolError("RSV1 set on a control frame")
             return self._control(frame)
         first = self._begin_or_continue(frame)
-        self._add_payload(self._decompress(frame, first), frame.fin)
+        payload = self._decompress(frame, first) if self._compressed else frame.payload
+        self._add_payload(payload, frame.fin)
         return self._finish_message() if frame.fin else None
 
     def _begin_or_continue(self, frame: Frame) -> bool:
@@ -362,8 +363,6 @@ class Connection:
         return True
 
     def _decompress(self, frame: Frame, first: bool) -> BytesLike:
-        if not self._compressed:
-            return frame.payload
         limit = None
         if self.max_message_size is not None:
             limit = self.max_message_size - self._size

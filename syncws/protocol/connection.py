@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import codecs
 import enum
-from typing import Any, Iterator, List, NamedTuple, Optional, Union
+from typing import Any, Iterator, List, NamedTuple, Optional, Type, Union
 
 from ..errors import MessageTooBig, PayloadError, ProtocolError
 from .frames import Frame, FrameParser, Opcode, client_frame, serialize_frame
@@ -76,7 +76,7 @@ class CloseFrame(NamedTuple):
 
 
 #: The event for a Close from the peer (the name the engine has always used).
-CloseReceived = CloseFrame
+CloseReceived: "Type[CloseFrame]" = CloseFrame
 
 
 class Failure(NamedTuple):
@@ -336,8 +336,10 @@ class Connection:
                 raise ProtocolError("RSV1 set on a control frame")
             return self._control(frame)
         first = self._begin_or_continue(frame)
-        payload = self._decompress(frame, first) if self._compressed else frame.payload
-        self._add_payload(payload, frame.fin)
+        if self._compressed:
+            self._add_payload(self._decompress(frame, first), frame.fin)
+        else:
+            self._add_payload(frame.payload, frame.fin)
         return self._finish_message() if frame.fin else None
 
     def _begin_or_continue(self, frame: Frame) -> bool:

@@ -1,4 +1,4 @@
-"""syncws.opening.perform_handshake: the sans-I/O client handshake driven over real TCP
+"""syncws.engine.opening.perform_handshake: the sans-I/O client handshake driven over real TCP
 against syncws's scriptable server (refusal bodies, deadlines, a server that drops)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from syncws.errors import ConnectionFailed, HandshakeError
-from syncws.opening import perform_handshake
-from syncws.protocol.handshake import Accepted, ClientHandshake
+from syncws.engine.opening import perform_handshake
+from syncws.errors import ConnectionFailed
+from syncws.protocol.handshake import Accepted, ClientHandshake, Refused
 from syncws.server import HandshakeResponse, WebSocketServer, hold
 from syncws.streams import SocketStream
 
@@ -36,18 +36,20 @@ def test_refusal_body_arriving_in_pieces_is_read_to_its_length(ws_server_factory
     refusal = HandshakeResponse(403, body=b"go away, please", chunk_size=5, delay=0.02)
     server = ws_server_factory(handshake=refusal)
     stream = connect(server)
-    with pytest.raises(HandshakeError) as info:
-        perform_handshake(stream, handshake(), time.monotonic() + 5)
-    assert (info.value.status, info.value.body) == (403, b"go away, please")
+    refused = perform_handshake(stream, handshake(), time.monotonic() + 5)
+    assert isinstance(refused, Refused)
+    assert (refused.response.status, refused.response.leftover) == (403, b"go away, please")
+    assert refused.error().body == refused.response.leftover
     stream.close()
 
 
 def test_refusal_without_length_ends_at_end_of_stream(ws_server_factory) -> None:
     server = ws_server_factory(handshake=HandshakeResponse(raw=b"HTTP/1.1 500 Oops\r\n\r\nall of it"))
     stream = connect(server)
-    with pytest.raises(HandshakeError) as info:
-        perform_handshake(stream, handshake(), time.monotonic() + 5)
-    assert (info.value.status, info.value.body) == (500, b"all of it")
+    refused = perform_handshake(stream, handshake(), time.monotonic() + 5)
+    assert isinstance(refused, Refused)
+    assert (refused.response.status, refused.response.leftover) == (500, b"all of it")
+    assert refused.error().body == refused.response.leftover
     stream.close()
 
 
@@ -60,9 +62,10 @@ def test_deadline_during_a_refusal_body_keeps_what_came() -> None:
     listener.close()
     peer.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\nfirst")
     start = time.monotonic()
-    with pytest.raises(HandshakeError) as info:
-        perform_handshake(stream, handshake(), time.monotonic() + 0.5)
-    assert (info.value.status, info.value.body) == (503, b"first")
+    refused = perform_handshake(stream, handshake(), time.monotonic() + 0.5)
+    assert isinstance(refused, Refused)
+    assert (refused.response.status, refused.response.leftover) == (503, b"first")
+    assert refused.error().body == refused.response.leftover
     assert 0.4 < time.monotonic() - start < 3
     assert peer.recv(4096).startswith(b"GET / HTTP/1.1\r\n")
     peer.close()

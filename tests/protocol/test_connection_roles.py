@@ -221,3 +221,12 @@ def test_unsolicited_pong_is_reported_in_both_roles(role: Role) -> None:
     conn = Connection(role)
     assert conn.receive_data(incoming(role, Opcode.PONG, b"u")) == [Pong(b"u")]
     assert conn.data_to_send() == []
+
+
+def test_echo_reason_repeats_the_peers_reason(role: Role) -> None:
+    conn = Connection(role, echo_reason=True)
+    assert conn.receive_data(incoming(role, Opcode.CLOSE, b"\x03\xe9bye")) == [CloseFrame(1001, "bye")]
+    assert owed(conn) == [close_frame(1001, b"bye")]
+    conn = Connection(role, echo_reason=True)
+    conn.receive_data(incoming(role, Opcode.CLOSE))
+    assert owed(conn) == [Frame(Opcode.CLOSE, b"")]  # no code: still an empty body

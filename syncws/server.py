@@ -33,15 +33,19 @@ codec)`` or ``None`` (see :data:`ServerExtension`, :class:`ExtensionCodec`): the
 ``functools.partial`` with ``DeflateOptions``) turns permessage-deflate on. The codec then
 decodes every incoming data frame in :meth:`ServerConnection.recv` and encodes every message
 sent with :meth:`ServerConnection.send`; ``send_frame`` and friends send bytes as given.
+
+Protocol: this module implements none of RFC 6455 itself. What the server receives goes
+through the same sans-I/O core as the client's (:class:`syncws.protocol.connection.Connection`
+in the server role: frame rules, fragments, close codes, UTF-8, the extension), and the
+opening handshake through :class:`syncws.protocol.handshake.ServerHandshake`; so the test
+peer and the client cannot disagree about the protocol. What it sends is scripted: frames are
+built by :func:`syncws.protocol.frames.serialize_frame` exactly as asked, valid or not.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import errno
-import http
 import logging
 import os
 import queue
@@ -69,9 +73,27 @@ from typing import (
 )
 
 
-from .errors import PayloadError, ProtocolError, WebSocketError
-from .protocol.frames import Frame, FrameParser, Opcode, serialize_frame
-from .protocol.handshake import accept_key
+from .errors import ProtocolError, WebSocketError
+from .protocol.connection import (
+    CloseFrame,
+    Connection,
+    Failure,
+    Message,
+    Ping,
+    Pong,
+    Role,
+    close_payload,
+)
+from .protocol.frames import Frame, Opcode, serialize_frame
+from .protocol.handshake import (
+    Request,
+    RequestRejected,
+    ServerHandshake,
+    accept_headers,
+    check_request,
+    header_values,
+    response_bytes,
+)
 
 __all__ = [
     "WebSocketServer",
@@ -143,79 +165,6 @@ class ExtensionCodec(Protocol):
 ServerExtension = Callable[[List[str]], Optional[Tuple[str, ExtensionCodec]]]
 
 
-def _header_values(headers: Sequence[Tuple[str, str]], name: str) -> List[str]:
-    lname = name.lower()
-    return [value for key, value in headers if key.lower() == lname]
-
-
-@dataclasses.dataclass
-class Request:
-    """The client's opening handshake request, as received.
-
-    ``method``, ``path`` and ``version`` come from the request line, ``headers`` is the list
-    of ``(name, value)`` pairs in order, ``raw`` the bytes of the whole head.
-    """
-
-    method: str
-    path: str
-    version: str
-    headers: List[Tuple[str, str]]
-    raw: bytes = b""
-
-    @classmethod
-    def parse(cls, head: bytes) -> Request:
-        """Parse a request head (ending with an empty line); ``ValueError`` if malformed."""
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            raise ValueError(f"malformed request line {lines[0]!r}")
-        headers = []
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise ValueError(f"malformed header line {line!r}")
-            headers.append((name, value.strip()))
-        return cls(parts[0], parts[1], parts[2], headers, head)
-
-    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        """All values of header ``name`` (case-insensitive) joined by ``", "``, or ``default``."""
-        values = _header_values(self.headers, name)
-        return ", ".join(values) if values else default
-
-    def header_list(self, name: str) -> List[str]:
-        """Each value of header ``name`` as a separate string, in order."""
-        return _header_values(self.headers, name)
-
-    def tokens(self, name: str) -> List[str]:
-        """The comma-separated items of header ``name``, stripped, case preserved."""
-        return [item.strip() for value in self.header_list(name) for item in value.split(",")
-                if item.strip()]
-
-
-def check_request(request: Request) -> Optional[str]:
-    """Why ``request`` is not a valid RFC 6455 opening handshake, or ``None`` if it is."""
-    if request.method != "GET":
-        return f"method {request.method} is not GET"
-    if request.version != "HTTP/1.1":
-        return f"{request.version} is not HTTP/1.1"
-    if "websocket" not in (t.lower() for t in request.tokens("Upgrade")):
-        return "Upgrade: websocket is missing"
-    if "upgrade" not in (t.lower() for t in request.tokens("Connection")):
-        return "Connection: Upgrade is missing"
-    keys = request.header_list("Sec-WebSocket-Key")
-    try:
-        valid_key = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
-    except binascii.Error:
-        valid_key = False
-    if not valid_key:
-        return "Sec-WebSocket-Key is missing or invalid"
-    if request.header_list("Sec-WebSocket-Version") != ["13"]:
-        return "Sec-WebSocket-Version is not 13"
-    return None
-
-
 @dataclasses.dataclass
 class HandshakeResponse:
     """What the server answers to the opening handshake; every field can be scripted.
@@ -262,19 +211,10 @@ class HandshakeResponse:
         ``protocol``/``extensions`` add ``Sec-WebSocket-Protocol``/``-Extensions``, ``headers``
         more headers; ``fields`` set any other field (``extra=…``, ``delay=…``, ``codec=…``).
         """
-        key = request.header("Sec-WebSocket-Key") or ""
         response = cls(
-            headers=[
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Accept", accept_key(key)),
-            ],
+            headers=accept_headers(request, protocol=protocol, extensions=extensions),
             **fields,  # type: ignore[arg-type]
         )
-        if protocol is not None:
-            response.add_header("Sec-WebSocket-Protocol", protocol)
-        if extensions is not None:
-            response.add_header("Sec-WebSocket-Extensions", extensions)
         response.headers.extend(headers)
         return response
 
@@ -295,7 +235,7 @@ class HandshakeResponse:
 
     def header(self, name: str) -> Optional[str]:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
-        values = _header_values(self.headers, name)
+        values = header_values(self.headers, name)
         return values[0] if values else None
 
     def add_header(self, name: str, value: str) -> HandshakeResponse:
@@ -342,19 +282,7 @@ class HandshakeResponse:
         """The bytes this response sends: ``raw`` or head and body, then ``extra``."""
         if self.raw is not None:
             return self.raw + self.extra
-        reason = self.reason
-        if reason is None:
-            try:
-                reason = http.HTTPStatus(self.status).phrase
-            except ValueError:
-                reason = ""
-        lines = [f"HTTP/1.1 {self.status} {reason}"]
-        lines += [f"{name}: {value}" for name, value in self.headers]
-        no_body = self.status < 200 or self.status in (204, 304)
-        if not no_body and self.header("Content-Length") is None:
-            lines.append(f"Content-Length: {len(self.body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head + self.body + self.extra
+        return response_bytes(self.status, self.reason, self.headers, self.body) + self.extra
 
     def copy(self) -> HandshakeResponse:
         """A copy whose header list can be changed independently."""
@@ -393,24 +321,8 @@ def _as_bytes(data: Union[str, bytes, bytearray, memoryview]) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
 
-def _valid_close_code(code: int) -> bool:
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
-def parse_close(payload: bytes) -> CloseInfo:
-    """A Close frame's body as :class:`CloseInfo`; ``ProtocolError``/``PayloadError`` if invalid."""
-    if not payload:
-        return CloseInfo(None, "")
-    if len(payload) == 1:
-        raise ProtocolError("Close frame with a 1-byte body")
-    code = int.from_bytes(payload[:2], "big")
-    if not _valid_close_code(code):
-        raise ProtocolError(f"invalid close code {code}")
-    try:
-        reason = payload[2:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PayloadError("close reason is not valid UTF-8") from exc
-    return CloseInfo(code, reason)
+def _close_info(close: CloseFrame) -> CloseInfo:
+    return CloseInfo(None if close.code == 1005 else close.code, close.reason)
 
 
 class ServerConnection:
@@ -435,7 +347,6 @@ class ServerConnection:
         self.handshake_error: Optional[BaseException] = None  #: why the handshake phase ended early
         self.upgraded = False  #: a 101 was sent and the handler runs
         self.protocol = ""  #: the ``Sec-WebSocket-Protocol`` the server sent
-        self.codec: Optional[ExtensionCodec] = None  #: the negotiated extension, if any
         self.pongs: List[bytes] = []  #: payloads of the pongs received by recv()/expect_close()
         self.closed_by_client: Optional[CloseInfo] = None  #: the client's Close, once received
         self.close_sent = False  #: whether the server has sent a Close frame
@@ -443,12 +354,12 @@ class ServerConnection:
         # A duplicate descriptor of the same socket: shutdown/linger through it work whatever
         # wraps ``sock`` (TLS), and from any thread. Never change its blocking mode.
         self._ctl = sock.dup()
-        self._parser = FrameParser(expect_masked=True)
+        # The protocol core in the server role: it splits the input into frames (recv_frame
+        # hands them out as they are) and applies RFC 6455 to those that recv() handles.
+        self._core = Connection(Role.SERVER, echo_reason=True)
         self._frames: Deque[Frame] = deque()
-        self._error: Optional[ProtocolError] = None
-        self._message: List[bytes] = []
-        self._message_opcode: Optional[Opcode] = None
-        self._message_rsv1 = False
+        self._error: Optional[ProtocolError] = None  # what the frame parser found, pending
+        self._failure: Optional[ProtocolError] = None  # why recv() failed the connection
         self._send_lock = threading.Lock()
         self._released = threading.Event()
         self._done = threading.Event()
@@ -457,6 +368,15 @@ class ServerConnection:
 
     def __repr__(self) -> str:
         return f"<ServerConnection {self.name} from {self.address}>"
+
+    @property
+    def codec(self) -> Optional[ExtensionCodec]:
+        """The negotiated extension, if any."""
+        return self._core.extension  # type: ignore[no-any-return]
+
+    @codec.setter
+    def codec(self, codec: Optional[ExtensionCodec]) -> None:
+        self._core.extension = codec
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -472,12 +392,15 @@ class ServerConnection:
         """
         if self.closed_by_client is not None:
             raise ClientClosed(self.closed_by_client)
+        if self._failure is not None:
+            raise self._failure
         deadline = _deadline(timeout)
         while True:
             try:
-                message = self._on_frame(self.recv_frame(_remaining(deadline)))
+                frame = self.recv_frame(_remaining(deadline))
             except ProtocolError as exc:
-                self._fail(exc)
+                self._fail(self._core.receive_frame_error(exc), exc)
+            message = self._on_frame(frame)
             if message is not None:
                 return message
 
@@ -503,6 +426,7 @@ class ServerConnection:
         Pings are answered and pongs recorded meanwhile; any data frame first raises
         ``AssertionError``. With ``reply`` the Close is echoed (as :meth:`recv` does) unless the
         server already sent one. Raises :class:`ClientClosed` if TCP ends without a Close, and
+        fails the connection (as :meth:`recv` does) if the Close frame is invalid;
         ``TimeoutError`` after ``timeout`` seconds.
         """
         if self.closed_by_client is not None:
@@ -511,7 +435,7 @@ class ServerConnection:
         while True:
             frame = self.recv_frame(_remaining(deadline))
             if frame.opcode == Opcode.CLOSE:
-                return self._on_close(frame, reply)
+                return self._on_close(self._core.receive_frame(frame), reply)
             if frame.opcode in (Opcode.PING, Opcode.PONG):
                 self._on_frame(frame)
                 continue
@@ -542,74 +466,52 @@ class ServerConnection:
 
     def _feed(self, data: bytes) -> None:
         try:
-            self._frames.extend(self._parser.feed(data))
+            self._frames.extend(self._core.split_frames(data))
         except ProtocolError as exc:  # kept until the frames before it have been read
             self._error = exc
 
     def _on_frame(self, frame: Frame) -> Union[str, bytes, None]:
-        """Apply RFC 6455's rules to one frame; a finished message is returned."""
-        opcode = frame.opcode
-        rsv1_allowed = self.codec is not None and opcode in (Opcode.TEXT, Opcode.BINARY)
-        if frame.rsv2 or frame.rsv3 or (frame.rsv1 and not rsv1_allowed):
-            raise ProtocolError(f"reserved bits set without an extension: {_describe(frame)}")
-        if opcode == Opcode.CLOSE:
-            raise ClientClosed(self._on_close(frame, reply=True))
-        if opcode == Opcode.PING:
-            if not self.close_sent:
-                self._send_quietly(Opcode.PONG, frame.payload)
-            return None
-        if opcode == Opcode.PONG:
-            self.pongs.append(frame.payload)
-            return None
-        if opcode == Opcode.CONT:
-            if self._message_opcode is None:
-                raise ProtocolError("continuation frame without a message to continue")
+        """Hand one frame to the protocol core and act on its event; a message is returned."""
+        event = self._core.receive_frame(frame)
+        kind = event.__class__
+        if kind is Message:
+            return event.data  # type: ignore[union-attr]
+        if kind is Ping:
+            self._send_owed()
+        elif kind is Pong:
+            self.pongs.append(event.payload)  # type: ignore[union-attr]
+        elif kind is Failure:
+            self._fail(event, event.error)  # type: ignore[arg-type, union-attr]
+        elif kind is CloseFrame:
+            raise ClientClosed(self._on_close(event, reply=True))
+        return None
+
+    def _on_close(self, event: object, reply: bool) -> CloseInfo:
+        """The core's answer to a Close frame: its content, or the failure it caused."""
+        if isinstance(event, Failure):
+            self._fail(event, event.error)
+        assert isinstance(event, CloseFrame)
+        self.closed_by_client = _close_info(event)
+        if reply:
+            self._send_owed()
         else:
-            if self._message_opcode is not None:
-                raise ProtocolError("new data frame before the previous message ended")
-            self._message_opcode = opcode
-            self._message_rsv1 = frame.rsv1
-        payload = frame.payload
-        if self.codec is not None:
-            payload = self.codec.decode_frame(
-                payload,
-                first=opcode != Opcode.CONT,
-                fin=frame.fin,
-                compressed=self._message_rsv1,
-                max_size=None,
-            )
-        self._message.append(payload)
-        if not frame.fin:
-            return None
-        payload = b"".join(self._message)
-        opcode = self._message_opcode
-        self._message, self._message_opcode, self._message_rsv1 = [], None, False
-        if opcode == Opcode.BINARY:
-            return payload
-        try:
-            return payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PayloadError("text message is not valid UTF-8") from exc
+            self._core.data_to_send()  # the echo the core prepared is not sent
+        return self.closed_by_client
 
-    def _on_close(self, frame: Frame, reply: bool) -> CloseInfo:
-        info = parse_close(frame.payload)
-        self.closed_by_client = info
-        if reply and not self.close_sent:
-            # The reply echoes code and reason (RFC 6455 5.5.1: "typically echoes the status
-            # code it received"); the reason too, so an echo server's close shows what was sent.
-            body = b"" if info.code is None else frame.payload
-            self.close_sent = True
-            self._send_quietly(Opcode.CLOSE, body)
-        return info
+    def _send_owed(self) -> None:
+        """Send what the core owes the client (a pong, the Close echo, a failing Close)."""
+        frames = self._core.data_to_send()
+        if frames:
+            self.close_sent = self.close_sent or self._core.close_sent is not None
+            self._send_quietly(b"".join(frames))
 
-    def _fail(self, error: ProtocolError) -> NoReturn:
-        """Fail the connection: send a Close with the error's code (once) and raise it; later
-        reads raise it again, whatever else the client sent."""
-        self._error = error
+    def _fail(self, failure: Optional[Failure], error: ProtocolError) -> NoReturn:
+        """The connection failed: send the core's Close with the error's code (if one is owed)
+        and raise ``error``; later reads raise it again, whatever else the client sent."""
+        self._failure = error
         self._frames.clear()
-        if not self.close_sent:
-            self.close_sent = True
-            self._send_quietly(Opcode.CLOSE, error.close_code.to_bytes(2, "big"))
+        if failure is not None:
+            self._send_owed()
         raise error
 
     # -- sending ---------------------------------------------------------------------------
@@ -730,16 +632,17 @@ class ServerConnection:
                 raise ValueError("a close reason needs a code")
             body = b""
         else:
-            body = code.to_bytes(2, "big") + reason.encode("utf-8")
+            body = close_payload(code, reason)
         self.close_sent = True
+        self._core.close_sent_elsewhere(body)
         self.send_frame(Opcode.CLOSE, body)
 
-    def _send_quietly(self, opcode: int, payload: bytes) -> None:
+    def _send_quietly(self, data: bytes) -> None:
         """Automatic answers (pong, Close): a client that already left is not an error."""
         try:
-            self.send_frame(opcode, payload)
+            self.send_raw(data)
         except OSError as exc:
-            logger.debug("%s: could not send %s: %s", self.name, Opcode(opcode).name, exc)
+            logger.debug("%s: could not send an automatic answer: %s", self.name, exc)
 
     # -- TCP -------------------------------------------------------------------------------
 
@@ -808,24 +711,19 @@ class ServerConnection:
             self._done.set()
 
     def _read_handshake(self) -> HandshakeResponse:
-        limit = self.server.max_request_size
-        buf = bytearray()
-        end = -1
-        while end < 0 and len(buf) <= limit:
+        handshake = ServerHandshake(self.server.max_request_size)
+        outcome = None
+        while outcome is None:
             data = self.sock.recv(_RECV_SIZE)
             if not data:
                 self.eof = True
                 raise ClientClosed(None)
-            buf += data
-            end = buf.find(b"\r\n\r\n", max(0, len(buf) - len(data) - 3))
-        if end < 0 or end + 4 > limit:
-            return HandshakeResponse(431, body=b"request head too large")
-        self._feed(bytes(buf[end + 4 :]))  # frames sent right behind the request are kept
-        try:
-            self.request = Request.parse(bytes(buf[: end + 4]))
-        except ValueError as exc:
-            return HandshakeResponse(400, body=str(exc).encode())
-        return self.server.respond(self.request)
+            outcome = handshake.receive_data(data)
+        if isinstance(outcome, RequestRejected):
+            return HandshakeResponse(outcome.status, body=outcome.body)
+        self.request = outcome
+        self._feed(handshake.leftover)  # frames sent right behind the request are kept
+        return self.server.respond(outcome)
 
     def _answer(self, response: HandshakeResponse) -> bool:
         """Carry out ``response``; whether the connection is now upgraded."""

@@ -114,7 +114,8 @@ def test_empty_close_is_echoed_empty():
     conn = ClientConnection()
     assert conn.receive_data(frame(Opcode.CLOSE)) == [CloseReceived(1005, "")]
     assert owed(conn) == [Frame(Opcode.CLOSE, b"")]
-    assert conn.state is State.CLOSED and conn.closing_handshake_done
+    assert conn.state is State.CLOSED
+    assert conn.close_sent is not None and conn.close_received is not None
 
 
 def test_close_is_echoed_with_its_code_only():
@@ -136,7 +137,7 @@ def test_everything_after_close_is_ignored():
 def test_client_initiated_close():
     conn = ClientConnection()
     assert sent(conn.send_close(1000, "bye")) == [close_frame(1000, b"bye")]
-    assert conn.state is State.CLOSING and not conn.closing_handshake_done
+    assert conn.state is State.CLOSING and conn.close_received is None
     assert conn.send_close(1000) == []  # only once
     with pytest.raises(ProtocolError):
         conn.send_message(b"late", True)
@@ -146,7 +147,8 @@ def test_client_initiated_close():
     assert conn.data_to_send() == []
     assert conn.receive_data(frame(Opcode.CLOSE, b"\x03\xe8")) == [CloseReceived(1000, "")]
     assert conn.data_to_send() == []  # our Close was the first one: no echo
-    assert conn.state is State.CLOSED and conn.closing_handshake_done
+    assert conn.state is State.CLOSED
+    assert conn.close_sent is not None and conn.close_received is not None
 
 
 def test_close_without_code_has_an_empty_body():
@@ -202,14 +204,6 @@ def test_failure_after_our_close_sends_no_second_close():
     (failure,) = conn.receive_data(frame(0x4))
     assert isinstance(failure, Failure)
     assert conn.data_to_send() == []
-
-
-def test_external_failure():
-    conn = ClientConnection()
-    failure = conn.fail(ProtocolError("keepalive", 1011))
-    assert failure.error.close_code == 1011
-    assert owed(conn) == [close_frame(1011)]
-    assert conn.state is State.CLOSED
 
 
 # -- UTF-8, fail fast ---------------------------------------------------------------------

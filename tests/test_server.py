@@ -657,3 +657,35 @@ def test_ws_server_fixture_echoes(ws_server: WebSocketServer) -> None:
     raw.send(Opcode.TEXT, "ünïcode".encode())
     assert raw.recv_frame() == Frame(Opcode.TEXT, "ünïcode".encode())
     raw.close()
+
+
+def test_invalid_close_from_the_client_fails_the_connection(ws_server_factory) -> None:
+    server = ws_server_factory(hold)
+    raw = RawClient(server)
+    raw.handshake()
+    conn = server.accepted()
+    raw.send(Opcode.CLOSE, close_body(1006))  # reserved: never on the wire
+    with pytest.raises(ProtocolError, match="invalid close code 1006"):
+        conn.expect_close()
+    assert raw.recv_frame() == Frame(Opcode.CLOSE, close_body(1002))
+    assert conn.close_sent and conn.closed_by_client is None
+    with pytest.raises(ProtocolError):
+        conn.recv(timeout=5)  # the failure sticks
+
+
+def test_server_validates_what_the_client_validates(ws_server_factory) -> None:
+    server = ws_server_factory(hold)
+    raw = RawClient(server)
+    raw.handshake()
+    conn = server.accepted()
+    text = "κόσμε".encode()
+    raw.send(Opcode.TEXT, text[:3], fin=False)  # ends inside a character: valid so far
+    raw.send(Opcode.PING, b"between")
+    raw.send(Opcode.CONT, text[3:])
+    assert conn.recv(timeout=5) == "κόσμε"
+    assert raw.recv_frame() == Frame(Opcode.PONG, b"between")
+    raw.send(Opcode.TEXT, b"ok", fin=False)
+    raw.send(Opcode.TEXT, b"a second message before the first ended")
+    with pytest.raises(ProtocolError, match="previous message"):
+        conn.recv(timeout=5)
+    assert raw.recv_frame() == Frame(Opcode.CLOSE, close_body(1002))

@@ -12,16 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
-from ..errors import ConnectionFailed
 from ..protocol.connection import ClientConnection
 from ..protocol.handshake import (
-    MAX_BODY,
+    Accepted,
+    ClientHandshake,
+    HandshakeOutcome,
     Response,
-    ResponseParser,
-    build_request,
-    check_response,
-    content_length,
-    new_key,
 )
 from ..redirects import is_redirect
 from ..streams import Stream, time_left
@@ -29,7 +25,9 @@ from ..transport import ConnectTarget, open_stream
 
 logger = logging.getLogger("syncws")
 
-__all__ = ["HandshakeSpec", "EngineOptions", "Opened", "open_connection"]
+__all__ = ["HandshakeSpec", "EngineOptions", "Opened", "open_connection", "perform_handshake"]
+
+_READ_SIZE = 16 * 1024
 
 
 @dataclass
@@ -95,65 +93,70 @@ def open_connection(
         except socket.timeout as exc:
             raise TimeoutError(f"timed out opening the connection to {label}") from exc
         on_stream(stream)
-        key = new_key()
+        handshake = ClientHandshake(
+            host=spec.host_header,
+            resource=spec.resource,
+            protocols=spec.protocols,
+            extension_offer=spec.extension_offer,
+            headers=spec.headers,
+            accept_extensions=spec.accept_extensions,
+        )
         try:
-            response = _handshake(stream, spec, key, deadline)
+            outcome = perform_handshake(stream, handshake, deadline)
         except socket.timeout as exc:
             raise TimeoutError(f"timed out during the opening handshake with {label}") from exc
-        follow = spec.follow_redirect
-        if follow is None or not is_redirect(response):
+        if isinstance(outcome, Accepted):
             break
+        follow = spec.follow_redirect
+        if follow is None or not is_redirect(outcome.response):
+            raise outcome.error()
         stream.close()
-        target, spec = follow(response)
-    protocol, extension = check_response(
-        response, key=key, protocols=list(spec.protocols), accept_extensions=spec.accept_extensions
-    )
+        target, spec = follow(outcome.response)
+    extension = outcome.extension
     connection = ClientConnection(max_message_size=options.max_message_size, extension=extension)
     extensions = getattr(extension, "response_text", "") if extension else ""
-    return Opened(stream, connection, response, protocol, extensions, response.leftover)
-
-
-def _handshake(stream: Stream, spec: HandshakeSpec, key: str, deadline: Optional[float]) -> Response:
-    request = build_request(
-        host=spec.host_header,
-        resource=spec.resource,
-        key=key,
-        protocols=spec.protocols,
-        extensions=spec.extension_offer,
-        headers=spec.headers,
+    return Opened(
+        stream, connection, outcome.response, outcome.protocol, extensions, outcome.leftover
     )
-    logger.debug("> %s", request.split(b"\r\n", 1)[0].decode("latin-1"))
-    stream.sendall(request)
-    parser = ResponseParser()
-    view = memoryview(bytearray(16 * 1024))
-    while True:
-        n = stream.recv_into(view, time_left(deadline))
-        if n is None:
-            raise socket.timeout()
-        if n == 0:
-            raise ConnectionFailed("the server closed the connection during the opening handshake")
-        response = parser.feed(bytes(view[:n]))
-        if response is not None:
-            break
-    logger.debug("< HTTP %d %s", response.status, response.reason)
-    if response.status != 101:
-        response = _read_refusal_body(stream, response, view, deadline)
-    return response
 
 
-def _read_refusal_body(
-    stream: Stream, response: Response, view: memoryview, deadline: Optional[float]
-) -> Response:
-    """Read a refusal's body (bounded) so that ``HandshakeError.body`` carries it."""
-    wanted = content_length(response)
-    limit = MAX_BODY if wanted is None else min(wanted, MAX_BODY)
-    body = bytearray(response.leftover)
+def perform_handshake(
+    stream: Stream, handshake: ClientHandshake, deadline: Optional[float]
+) -> HandshakeOutcome:
+    """Send the request and read the response until the sans-I/O handshake has an outcome.
+
+    :class:`~syncws.protocol.handshake.Accepted` for a valid 101; a
+    :class:`~syncws.protocol.handshake.Refused` for any other status, its body read until its
+    ``Content-Length``, the bound, the end of the stream or the deadline, whichever comes
+    first. An invalid 101 raises ``HandshakeError``; ``socket.timeout`` when ``deadline`` (a
+    ``time.monotonic()`` value, ``None`` for none) passes before the response head is complete;
+    ``ConnectionFailed`` when the stream ends first.
+    """
+    logger.debug("> %s", handshake.request.split(b"\r\n", 1)[0].decode("latin-1"))
+    stream.sendall(handshake.request)
+    view = memoryview(bytearray(_READ_SIZE))
+    outcome: Optional[HandshakeOutcome] = None
+    while outcome is None:
+        outcome = _read_some(stream, handshake, view, deadline)
+    logger.debug("< HTTP %d %s", outcome.response.status, outcome.response.reason)
+    return outcome
+
+
+def _read_some(
+    stream: Stream, handshake: ClientHandshake, view: memoryview, deadline: Optional[float]
+) -> Optional[HandshakeOutcome]:
+    """One read handed to the handshake; while a refusal's body arrives, a failed or timed-out
+    read ends the body instead of the connection attempt."""
     try:
-        while len(body) < limit:
-            n = stream.recv_into(view, time_left(deadline))
-            if not n:
-                break
-            body += view[:n]
+        count = stream.recv_into(view, time_left(deadline))
     except OSError:
-        pass
-    return response._replace(leftover=bytes(body[:limit]))
+        if not handshake.reading_body:
+            raise
+        return handshake.receive_eof()
+    if count is None:
+        if not handshake.reading_body:
+            raise socket.timeout()
+        return handshake.receive_eof()
+    if count == 0:
+        return handshake.receive_eof()
+    return handshake.receive_data(bytes(view[:count]))

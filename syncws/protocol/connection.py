@@ -1,38 +1,53 @@
-"""The client's RFC 6455 state machine after the opening handshake.
+"""RFC 6455 after the opening handshake, for either end of a connection.
 
 ``receive_data`` takes bytes from the network and returns events; replies the protocol owes
 the peer (a pong for a ping, the echo of a Close, the Close that fails a connection) are
-queued for :meth:`ClientConnection.data_to_send`. ``send_message``/``send_ping``/``send_close``
-return frames as lists of buffers. No sockets, threads or clocks: the engine owns those.
+queued for :meth:`Connection.data_to_send`. ``send_message``/``send_ping``/``send_close``
+return frames as lists of buffers. No sockets, threads or clocks: the caller owns those.
 
-What it enforces: reserved bits without a negotiated extension, fragment sequences, control
-frames between fragments, close codes and bodies, UTF-8 of text messages (fail-fast: an
-invalid sequence fails the connection as soon as its bytes arrive, even in the middle of a
-frame), and ``max_message_size`` (after decompression).
+What it enforces, in both roles: reserved bits without a negotiated extension, fragment
+sequences, control frames between fragments, close codes and bodies, UTF-8 of text messages
+(fail-fast: an invalid sequence fails the connection as soon as its bytes arrive, even in the
+middle of a frame), and ``max_message_size`` (after decompression).
+
+What the role changes (RFC 6455 section 5.1): a client masks every frame it sends and fails
+the connection on a masked frame from the server; a server sends unmasked frames and fails the
+connection on an unmasked frame from the client. Everything else is the same rule book.
 """
 
 from __future__ import annotations
 
 import codecs
 import enum
-from typing import Any, List, NamedTuple, Optional, Union
+from typing import Any, Iterator, List, NamedTuple, Optional, Type, Union
 
 from ..errors import MessageTooBig, PayloadError, ProtocolError
 from .frames import Frame, FrameParser, Opcode, client_frame, serialize_frame
 from .mask import BytesLike
 
 __all__ = [
+    "Role",
     "State",
     "Message",
     "Ping",
     "Pong",
+    "CloseFrame",
     "CloseReceived",
     "Failure",
+    "Event",
+    "Connection",
     "ClientConnection",
     "is_valid_close_code",
     "parse_close_payload",
     "close_payload",
 ]
+
+
+class Role(enum.Enum):
+    """Which end of the connection this side is; decides the masking direction."""
+
+    CLIENT = "client"
+    SERVER = "server"
 
 
 class State(enum.Enum):
@@ -53,29 +68,35 @@ class Pong(NamedTuple):
     payload: bytes
 
 
-class CloseReceived(NamedTuple):
-    code: int  #: 1005 when the Close had no body
+class CloseFrame(NamedTuple):
+    """The content of a Close frame, sent or received: ``code`` is 1005 when it had no body."""
+
+    code: int
     reason: str
+
+
+#: The event for a Close from the peer (the name the engine has always used).
+CloseReceived: "Type[CloseFrame]" = CloseFrame
 
 
 class Failure(NamedTuple):
     error: ProtocolError
 
 
-Event = Union[Message, Ping, Pong, CloseReceived, Failure]
+Event = Union[Message, Ping, Pong, CloseFrame, Failure]
 
-_EXTRA_VALID_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+_VALID_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
 
 def is_valid_close_code(code: int) -> bool:
     """Codes a Close frame may carry on the wire (RFC 6455 7.4 and the IANA registry)."""
-    return code in _EXTRA_VALID_CODES or 3000 <= code <= 4999
+    return code in _VALID_CODES or 3000 <= code <= 4999
 
 
-def parse_close_payload(payload: bytes) -> CloseReceived:
+def parse_close_payload(payload: bytes) -> CloseFrame:
     """Code and reason of a Close body; raises ``ProtocolError``/``PayloadError`` when invalid."""
     if not payload:
-        return CloseReceived(1005, "")
+        return CloseFrame(1005, "")
     if len(payload) == 1:
         raise ProtocolError("Close frame with a 1-byte body")
     code = int.from_bytes(payload[:2], "big")
@@ -85,7 +106,7 @@ def parse_close_payload(payload: bytes) -> CloseReceived:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
         raise PayloadError("close reason is not valid UTF-8") from None
-    return CloseReceived(code, reason)
+    return CloseFrame(code, reason)
 
 
 def close_payload(code: Optional[int], reason: Union[str, bytes] = b"") -> bytes:
@@ -127,24 +148,41 @@ class _TextAssembler:
         return parts[0] if len(parts) == 1 else "".join(parts)
 
 
-class ClientConnection:
-    """RFC 6455 for the client side; ``extension`` is a negotiated permessage-deflate or None."""
+class Connection:
+    """RFC 6455 for one end of a connection.
+
+    :param role: :attr:`Role.CLIENT` or :attr:`Role.SERVER` (the masking direction).
+    :param max_message_size: the largest message accepted, in bytes after decompression
+        (``None``: no limit); a larger one fails the connection with 1009.
+    :param extension: the negotiated permessage-deflate codec (``encode``/``decode_frame``,
+        see :class:`syncws.protocol.deflate.PerMessageDeflate`), or ``None``.
+    :param echo_reason: whether the echo of the peer's Close repeats its reason too (RFC 6455
+        only asks for the code; the test server repeats both, so that an echo server's close
+        shows what was sent).
+    """
 
     def __init__(
         self,
+        role: Role = Role.CLIENT,
         *,
         max_message_size: Optional[int] = None,
         extension: Any = None,
+        echo_reason: bool = False,
     ) -> None:
+        self.role = role
+        self._echo_reason = echo_reason
         self.state = State.OPEN
         self.max_message_size = max_message_size
         self.extension = extension
-        self._parser = FrameParser(expect_masked=False, max_payload=max_message_size)
+        self._masks = role is Role.CLIENT
+        self._parser = FrameParser(
+            expect_masked=role is Role.SERVER, max_payload=max_message_size
+        )
         self._outgoing: List[bytes] = []
         # The Close that fails the connection, until handed out: see data_to_send().
         self._failure_close: Optional[List[bytes]] = None
-        self.close_sent: Optional[CloseReceived] = None  # what we sent (code 1005 = no body)
-        self.close_received: Optional[CloseReceived] = None
+        self.close_sent: Optional[CloseFrame] = None  #: the Close we sent (1005: no body)
+        self.close_received: Optional[CloseFrame] = None  #: the peer's Close
         # The message being received.
         self._opcode: Optional[Opcode] = None
         self._compressed = False
@@ -165,13 +203,43 @@ class ClientConnection:
                 event = self._frame(frame)
                 if event is not None:
                     events.append(event)
-                    if isinstance(event, CloseReceived):
+                    if event.__class__ is CloseFrame:
                         return events
             if self._parser.buffered:
                 self._peek_text()
         except ProtocolError as error:
             events.append(self._fail(error))
         return events
+
+    def split_frames(self, data: BytesLike) -> Iterator[Frame]:
+        """Parse ``data`` into frames without applying the connection's rules to them.
+
+        For a peer that looks at frames one by one before (or instead of) handing them to
+        :meth:`receive_frame` (the test server's ``recv_frame``). The frame-level checks (the
+        role's masking, reserved opcodes, control frame sizes) still raise ``ProtocolError``.
+        Use either this with :meth:`receive_frame` or :meth:`receive_data`, not both.
+        """
+        return self._parser.feed(data)
+
+    def receive_frame(self, frame: Frame) -> Optional[Event]:
+        """Apply the connection's rules to one frame from :meth:`split_frames`.
+
+        Returns the event it completes (a :class:`Failure` when it breaks the protocol), or
+        ``None``; frames after a Close or a failure are ignored.
+        """
+        if self.state is State.CLOSED or self.close_received is not None:
+            return None
+        try:
+            return self._frame(frame)
+        except ProtocolError as error:
+            return self._fail(error)
+
+    def receive_frame_error(self, error: ProtocolError) -> Optional[Failure]:
+        """:meth:`split_frames` raised ``error``, and the frames before it were handled: fail the
+        connection (``None`` if it had already ended)."""
+        if self.state is State.CLOSED or self.close_received is not None:
+            return None
+        return self._fail(error)
 
     #: Frames with at least this much payload still to come are received in direct mode.
     DIRECT_MIN = 64 * 1024
@@ -226,10 +294,6 @@ class ClientConnection:
         self._text = None
         return Failure(error)
 
-    def fail(self, error: ProtocolError) -> Failure:
-        """Fail the connection for a reason found outside this class (e.g. a keepalive timeout)."""
-        return self._fail(error)
-
     def _peek_text(self) -> None:
         """Validate the received part of an incomplete text frame (fail fast on bad UTF-8)."""
         if self._opcode is not None and (self._opcode != Opcode.TEXT or self._compressed):
@@ -258,11 +322,11 @@ class ClientConnection:
         ):
             # Fast path: a whole uncompressed message in one frame (the parser already held it
             # to max_message_size), decoded in one call.
+            payload = frame.payload
             if opcode == Opcode.BINARY:
-                payload = frame.payload
                 return Message(payload if payload.__class__ is bytes else bytes(payload))
             try:
-                return Message(frame.payload.decode("utf-8"))
+                return Message(payload.decode("utf-8"))
             except UnicodeDecodeError:
                 raise PayloadError("invalid UTF-8 in a text message") from None
         if frame.rsv2 or frame.rsv3:
@@ -271,50 +335,57 @@ class ClientConnection:
             if frame.rsv1:
                 raise ProtocolError("RSV1 set on a control frame")
             return self._control(frame)
-        if opcode == Opcode.CONT:
+        first = self._begin_or_continue(frame)
+        if self._compressed:
+            self._add_payload(self._decompress(frame, first), frame.fin)
+        else:
+            self._add_payload(frame.payload, frame.fin)
+        return self._finish_message() if frame.fin else None
+
+    def _begin_or_continue(self, frame: Frame) -> bool:
+        """Check a data frame's place in the message sequence; whether it starts a message."""
+        if frame.opcode == Opcode.CONT:
             if self._opcode is None:
                 raise ProtocolError("continuation frame without a message to continue")
             if frame.rsv1:
                 raise ProtocolError("RSV1 set on a continuation frame")
-            first = False
+            return False
+        if self._opcode is not None:
+            raise ProtocolError("new data frame before the previous message was finished")
+        if frame.rsv1 and self.extension is None:
+            raise ProtocolError("RSV1 set without a negotiated extension")
+        self._opcode = frame.opcode
+        self._compressed = frame.rsv1
+        self._size = 0
+        if frame.opcode == Opcode.TEXT:
+            if not self._peeked:
+                self._text = _TextAssembler()
         else:
-            if self._opcode is not None:
-                raise ProtocolError("new data frame before the previous message was finished")
-            if frame.rsv1 and self.extension is None:
-                raise ProtocolError("RSV1 set without a negotiated extension")
-            self._opcode = opcode
-            self._compressed = frame.rsv1
-            self._size = 0
-            if opcode == Opcode.TEXT:
-                if not self._peeked:
-                    self._text = _TextAssembler()
-            else:
-                self._text = None
-            first = True
-        payload = frame.payload
-        if self._compressed:
-            limit = None
-            if self.max_message_size is not None:
-                limit = self.max_message_size - self._size
-            payload = self.extension.decode_frame(
-                payload, first=first, fin=frame.fin, compressed=True, max_size=limit
-            )
-        self._size += len(payload)
+            self._text = None
+        return True
+
+    def _decompress(self, frame: Frame, first: bool) -> BytesLike:
+        limit = None
         if self.max_message_size is not None:
-            if self._size > self.max_message_size:
-                raise MessageTooBig(
-                    f"message exceeds max_message_size ({self.max_message_size} bytes)"
-                )
+            limit = self.max_message_size - self._size
+        return self.extension.decode_frame(  # type: ignore[no-any-return]
+            frame.payload, first=first, fin=frame.fin, compressed=True, max_size=limit
+        )
+
+    def _add_payload(self, payload: BytesLike, fin: bool) -> None:
+        """One frame's (decompressed) payload: size limit, UTF-8, then into the message."""
+        self._size += len(payload)
+        limit = self.max_message_size
+        if limit is not None:
+            if self._size > limit:
+                raise MessageTooBig(f"message exceeds max_message_size ({limit} bytes)")
             if not self._compressed:
-                self._parser.max_payload = self.max_message_size - self._size
+                self._parser.max_payload = limit - self._size
         if self._text is not None:
-            self._text.feed(payload[self._peeked :] if self._peeked else payload, frame.fin)
+            self._text.feed(payload[self._peeked :] if self._peeked else payload, fin)
             self._peeked = 0
         else:
             self._parts.append(payload if payload.__class__ is bytes else bytes(payload))
-        if not frame.fin:
-            return None
-        return self._finish_message()
 
     def _finish_message(self) -> Message:
         if self._text is not None:
@@ -332,7 +403,7 @@ class ClientConnection:
         opcode = frame.opcode
         if opcode == Opcode.PING:
             if self.close_sent is None:
-                self._outgoing.extend(serialize_frame(Opcode.PONG, frame.payload))
+                self._outgoing.extend(serialize_frame(Opcode.PONG, frame.payload, mask=self._masks))
             return Ping(frame.payload)
         if opcode == Opcode.PONG:
             return Pong(frame.payload)
@@ -340,7 +411,8 @@ class ClientConnection:
         self.close_received = close
         if self.close_sent is None:
             echo_code = None if close.code == 1005 else close.code
-            self._outgoing.extend(self._close_frame(echo_code, ""))
+            reason = close.reason if self._echo_reason else ""
+            self._outgoing.extend(self._close_frame(echo_code, reason))
         self.state = State.CLOSED
         return close
 
@@ -360,10 +432,12 @@ class ClientConnection:
         encoded in the order they were accepted: they share one compression context.
         """
         opcode = 1 if text else 2
-        if self.extension is None:
-            return client_frame(opcode, payload)
-        payload, rsv1 = self.extension.encode(bytes(payload))
-        return client_frame(opcode, payload, rsv1)
+        rsv1 = False
+        if self.extension is not None:
+            payload, rsv1 = self.extension.encode(bytes(payload))
+        if self._masks:
+            return client_frame(opcode, payload, rsv1)
+        return serialize_frame(opcode, payload, rsv1=rsv1, mask=False)
 
     @property
     def accepting_messages(self) -> bool:
@@ -373,7 +447,8 @@ class ClientConnection:
         return self.close_sent is None and self.state is not State.CLOSED
 
     def send_ping(self, payload: bytes = b"") -> List[bytes]:
-        return serialize_frame(Opcode.PING, payload)
+        """A Ping frame (``payload`` at most 125 bytes)."""
+        return serialize_frame(Opcode.PING, payload, mask=self._masks)
 
     def send_close(self, code: Optional[int] = None, reason: str = "") -> List[bytes]:
         """Start the closing handshake (no code → an empty Close body)."""
@@ -383,10 +458,28 @@ class ClientConnection:
         self.state = State.CLOSING
         return frames
 
-    def _close_frame(self, code: Optional[int], reason: str) -> List[bytes]:
-        self.close_sent = CloseReceived(1005 if code is None else code, reason)
-        return serialize_frame(Opcode.CLOSE, close_payload(code, reason))
+    def close_sent_elsewhere(self, body: BytesLike) -> None:
+        """A Close frame with ``body`` went out that this object did not build (a scripted one,
+        valid or not).
 
-    @property
-    def closing_handshake_done(self) -> bool:
-        return self.close_sent is not None and self.close_received is not None
+        From now on the connection behaves as after :meth:`send_close`: no pong for a ping, no
+        echo of the peer's Close, no failing Close. :attr:`close_sent` records the body as far
+        as it can be read (code 1005 when it has none).
+        """
+        if self.close_sent is None:
+            body = bytes(body)
+            code = int.from_bytes(body[:2], "big") if len(body) >= 2 else 1005
+            self.close_sent = CloseFrame(code, body[2:].decode("utf-8", "replace"))
+            if self.state is State.OPEN:
+                self.state = State.CLOSING
+
+    def _close_frame(self, code: Optional[int], reason: str) -> List[bytes]:
+        self.close_sent = CloseFrame(1005 if code is None else code, reason)
+        return serialize_frame(Opcode.CLOSE, close_payload(code, reason), mask=self._masks)
+
+
+class ClientConnection(Connection):
+    """:class:`Connection` in the client role (masks what it sends)."""
+
+    def __init__(self, *, max_message_size: Optional[int] = None, extension: Any = None) -> None:
+        super().__init__(Role.CLIENT, max_message_size=max_message_size, extension=extension)

@@ -3,9 +3,11 @@ at once, with timeouts and shutdown, over real sockets and real certificates."""
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
+import time
 from typing import Iterator, Tuple
 
 import pytest
@@ -96,28 +98,41 @@ def test_tls_stream_carries_bytes_both_ways(pair, contexts) -> None:
     assert stream.recv_into(memoryview(bytearray(8)), 0.05) is None
 
 
+def _serve_both_ways(server: ssl.SSLSocket, size: int, got: list) -> None:
+    """The peer, on one thread (an SSLSocket must not be used by two): read ``size`` bytes
+    while writing ``size`` bytes, whichever the socket allows."""
+    server.setblocking(False)
+    out = memoryview(b"r" * size)
+    received = 0
+    deadline = time.monotonic() + 4 * TIMEOUT
+    while received < size or out:
+        assert time.monotonic() < deadline, "the peer made no progress"
+        select.select([server], [server] if out else [], [], 0.1)
+        try:
+            received += len(server.recv(1 << 20))
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        if out:
+            try:
+                out = out[server.send(out[: 1 << 16]) :]
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+    got.append(received)
+
+
 def test_tls_stream_is_read_and_written_by_two_threads_at_once(pair, contexts) -> None:
     stream, server = tls_pair(pair, contexts)
     size = 8 * 1024 * 1024
-    server_got = []
-
-    def server_echo_side() -> None:
-        server.settimeout(TIMEOUT)
-        total = 0
-        while total < size:  # read everything the client writes, while writing to it too
-            total += len(server.recv(1 << 20))
-        server_got.append(total)
-
-    echo = threading.Thread(target=server_echo_side)
-    echo.start()
+    server_got: list = []
+    peer = threading.Thread(target=_serve_both_ways, args=(server, size, server_got))
+    peer.start()
     writer = threading.Thread(target=lambda: stream.send_buffers([b"w" * size]))
     writer.start()
-    server_sender = threading.Thread(target=lambda: server.sendall(b"r" * size))
-    server_sender.start()
     assert recv_exactly(stream, size) == b"r" * size  # this thread reads meanwhile
-    for thread in (writer, server_sender, echo):
-        thread.join(TIMEOUT)
+    writer.join(TIMEOUT)
+    peer.join(4 * TIMEOUT)
     assert server_got == [size]
+    server.setblocking(True)
 
 
 def test_tls_end_of_stream_reads_as_zero(pair, contexts) -> None:

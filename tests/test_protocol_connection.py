@@ -291,6 +291,66 @@ def test_outbound_frames_are_masked_and_whole():
     assert sent(conn.send_message(b"", False)) == [Frame(Opcode.BINARY, b"")]
 
 
+# -- direct mode (large frames received straight into their payload buffer) ---------------
+
+
+def receive_directly(conn: ClientConnection, data: bytes, step: int) -> list:
+    """Feed ``data`` as the engine does: into the direct view whenever one is offered."""
+    events: list = []
+    position = 0
+    while position < len(data):
+        view = conn.direct_buffer()
+        if view is None:
+            events += conn.receive_data(data[position : position + step])
+            position += step
+        else:
+            count = min(len(view), step, len(data) - position)
+            view[:count] = data[position : position + count]
+            view.release()
+            position += count
+            events += conn.receive_direct(count)
+    return events
+
+
+@pytest.mark.parametrize("opcode, payload", [
+    (Opcode.BINARY, bytes(range(256)) * 1024),
+    (Opcode.TEXT, "ünïcödé 🎉 ".encode("utf-8") * 20000),
+])
+def test_large_message_received_directly(opcode, payload):
+    conn = ClientConnection()
+    data = frame(opcode, payload) + frame(Opcode.PING, b"after")
+    events = receive_directly(conn, data, 10000)
+    expected = payload.decode("utf-8") if opcode == Opcode.TEXT else payload
+    assert events == [Message(expected), Ping(b"after")]
+    assert type(events[0].data) is type(expected)
+
+
+def test_invalid_utf8_fails_fast_in_direct_mode():
+    conn = ClientConnection()
+    payload = b"a" * 70000 + b"\xff" + b"b" * 70000
+    events = receive_directly(conn, frame(Opcode.TEXT, payload)[:80000], 10000)
+    assert [type(e) for e in events] == [Failure]
+    assert isinstance(events[0].error, PayloadError)
+    assert conn.direct_buffer() is None
+
+
+def test_huge_declared_length_allocates_nothing_ahead():
+    """Found by fuzzing: a 10-byte header declaring 2**62 bytes made direct mode allocate the
+    whole payload at once (MemoryError, or gigabytes for a few bytes sent) when
+    max_message_size is None. Frames above DIRECT_MAX are buffered as their bytes arrive."""
+    conn = ClientConnection(max_message_size=None)
+    assert conn.receive_data(frame_header(Opcode.BINARY, 1 << 62) + b"x" * 100) == []
+    assert conn.direct_buffer() is None
+    assert conn._parser.buffered == 10 + 100
+    just_over = ClientConnection(max_message_size=None)
+    just_over.receive_data(frame_header(Opcode.BINARY, just_over.DIRECT_MAX + 1))
+    assert just_over.direct_buffer() is None
+    at_limit = ClientConnection(max_message_size=None)
+    at_limit.receive_data(frame_header(Opcode.BINARY, at_limit.DIRECT_MAX))
+    view = at_limit.direct_buffer()
+    assert view is not None and len(view) == at_limit.DIRECT_MAX
+
+
 # -- helpers ------------------------------------------------------------------------------
 
 

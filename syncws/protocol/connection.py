@@ -175,6 +175,9 @@ class ClientConnection:
 
     #: Frames with at least this much payload still to come are received in direct mode.
     DIRECT_MIN = 64 * 1024
+    #: ... unless longer than this: direct mode allocates the whole payload when the header
+    #: arrives, and a header alone (10 bytes declaring 2**62) must not make us allocate more.
+    DIRECT_MAX = 64 * 1024 * 1024
 
     def direct_buffer(self) -> Optional[memoryview]:
         """Where to receive the rest of a large frame's payload, or ``None`` (use receive_data).
@@ -187,7 +190,7 @@ class ClientConnection:
             return None  # the usual case between frames: nothing pending
         if self.close_received is not None or self.state is State.CLOSED:
             return None
-        return parser.begin_direct(self.DIRECT_MIN)
+        return parser.begin_direct(self.DIRECT_MIN, self.DIRECT_MAX)
 
     def receive_direct(self, count: int) -> List[Event]:
         """``count`` bytes were received into the view :meth:`direct_buffer` returned."""

@@ -150,6 +150,10 @@ def test_bad_environment_value_names_the_variable(env: pytest.MonkeyPatch) -> No
         ("fd00::/8", "10.0.0.1", 80, False),
         ("localhost", "127.0.0.1", 80, False),  # names are not resolved
         ("3.4", "1.2.3.4", 80, False),  # IP hosts match addresses and ranges only
+        # Found by fuzzing: str.isdigit() takes these, int() raised ValueError on them.
+        ("example.com:\u00b2", "example.com", 2, False),
+        ("example.com:" + "9" * 5000, "example.com", 80, False),
+        ("example.com:080", "example.com", 80, True),
     ],
 )
 @pytest.mark.parametrize("variable", ["NO_PROXY", "no_proxy"])
@@ -197,6 +201,10 @@ def test_valid_proxy_urls(url: str) -> None:
         ("socks5://user:pw@:1080", "no host"),
         ("http://proxy:99999", "invalid proxy URL"),
         ("http://proxy:port", "invalid proxy URL"),
+        # Found by fuzzing: accepted here, then CONNECT's IDNA encoding raised UnicodeError on
+        # the reader thread.
+        ("http://" + "\u00fc" * 70 + ".example", "not a valid IDNA name"),
+        ("http://\u00fc..example", "not a valid IDNA name"),
     ],
 )
 def test_invalid_proxy_urls(url: str, message: str) -> None:

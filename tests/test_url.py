@@ -153,6 +153,22 @@ def test_error_messages_say_why() -> None:
         parse_ws_url("ws://x:65536")
 
 
+def test_long_numbers_are_syntax_errors_or_ports() -> None:
+    """Found by fuzzing: int() refuses decimal strings of over 4300 digits (Python 3.11+),
+    which escaped as a plain ValueError instead of DOMSyntaxError."""
+    assert parse_ws_url("ws://x:" + "0" * 5000 + "8080/").port == 8080  # leading zeros are fine
+    assert parse_ws_url("ws://x:0/").port == 0
+    assert parse_ws_url("ws://x:000/").port == 0
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://x:" + "9" * 5000 + "/")
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://x:0065536/")
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://" + "1" * 5000 + "/")  # an IPv4 number
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://1." + "2" * 30 + "/")
+
+
 @pytest.mark.parametrize("value", [None, b"ws://x/", 42, ["ws://x/"]])
 def test_non_str_url_is_a_type_error(value: object) -> None:
     with pytest.raises(TypeError):

@@ -276,6 +276,24 @@ def test_max_message_size():
 # -- outbound -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("limit", [0, 10, 100])
+def test_max_message_size_does_not_apply_to_control_frames(limit):
+    """Found by property testing: a ping or pong longer than what the current message could
+    still grow by (or than a small max_message_size) failed the connection with 1009."""
+    conn = ClientConnection(max_message_size=limit)
+    data = (
+        frame(Opcode.BINARY, b"a" * (limit // 2), fin=False)
+        + frame(Opcode.PING, b"p" * 125)
+        + frame(Opcode.PONG, b"q" * 125)
+        + frame(Opcode.CONT, b"b" * (limit - limit // 2))
+        + frame(Opcode.CLOSE, close_payload(1000, "r" * 100))
+    )
+    expected = [Ping(b"p" * 125), Pong(b"q" * 125), Message(b"a" * (limit // 2) + b"b" * (limit - limit // 2)),
+                CloseReceived(1000, "r" * 100)]
+    assert conn.receive_data(data) == expected
+    assert feed_bytewise(ClientConnection(max_message_size=limit), data) == expected
+
+
 def test_outbound_frames_are_masked_and_whole():
     conn = ClientConnection()
     text = conn.send_message("κόσμε".encode(), True)

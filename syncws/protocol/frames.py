@@ -170,8 +170,9 @@ class FrameParser:
 
     ``expect_masked`` is ``False`` for a client (server frames must not be masked) and
     ``True`` for a server. ``max_payload`` (``None`` = unlimited) is checked against each
-    frame's declared length before any of its payload is buffered, so an enormous length
+    data frame's declared length before any of its payload is buffered, so an enormous length
     fails at once with :class:`MessageTooBig`; the connection lowers it as a message grows.
+    Control frames are not messages: they are held to 125 bytes whatever ``max_payload`` is.
     """
 
     __slots__ = (
@@ -240,7 +241,7 @@ class FrameParser:
             length, offset = parsed
             if length >> 63:
                 self._fail(ProtocolError("64-bit payload length has its top bit set"))
-        if self.max_payload is not None and length > self.max_payload:
+        if self.max_payload is not None and length > self.max_payload and opcode_value < 8:
             self._fail(MessageTooBig(f"frame of {length} bytes exceeds the message size limit"))
         key = None
         if masked:

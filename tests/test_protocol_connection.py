@@ -352,6 +352,33 @@ def test_invalid_utf8_fails_fast_in_direct_mode():
     assert conn.direct_buffer() is None
 
 
+def test_rsv1_on_a_continuation_frame_fails_even_with_deflate():
+    from syncws.protocol.deflate import DeflateParameters, PerMessageDeflate
+
+    conn = ClientConnection(extension=PerMessageDeflate("client", DeflateParameters()))
+    events = conn.receive_data(frame(Opcode.TEXT, b"a", fin=False) + frame(Opcode.CONT, b"b", rsv1=True))
+    assert [type(e) for e in events] == [Failure]
+    assert "continuation" in str(events[0].error) and events[0].error.close_code == 1002
+
+
+def test_messages_may_be_sent_until_a_held_failing_close_goes_out():
+    conn = ClientConnection()
+    events = conn.receive_data(frame(Opcode.CONT, b"x"))
+    assert [type(e) for e in events] == [Failure]
+    assert conn.data_to_send(hold_failure_close=True) == []
+    assert conn.accepting_messages  # the handlers may still answer earlier messages
+    assert sent(conn.send_message(b"late", False)) == [Frame(Opcode.BINARY, b"late")]
+    assert [f.opcode for f in sent(conn.data_to_send())] == [Opcode.CLOSE]
+    assert not conn.accepting_messages
+
+
+def test_no_direct_mode_before_the_length_has_arrived():
+    conn = ClientConnection()
+    conn.receive_data(b"\x82\x7f\x00\x00")  # a 64-bit length, 2 of its 8 bytes so far
+    assert conn.direct_buffer() is None
+    assert conn.receive_data(b"\x00\x00\x00\x00\x00\x03abc") == [Message(b"abc")]
+
+
 def test_huge_declared_length_allocates_nothing_ahead():
     """Found by fuzzing: a 10-byte header declaring 2**62 bytes made direct mode allocate the
     whole payload at once (MemoryError, or gigabytes for a few bytes sent) when

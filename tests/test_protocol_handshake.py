@@ -347,3 +347,21 @@ def test_refusal_body_is_bounded():
     with pytest.raises(HandshakeError) as info:
         check(response)
     assert info.value.body == b"x" * handshake.MAX_BODY
+
+
+def test_extension_error_keeps_the_status_it_carries():
+    """A HandshakeError from accept_extensions gets the response's status and headers, unless
+    it already says which answer it is about."""
+    def reject(values):
+        raise HandshakeError("no", status=599, headers=[("X", "y")])
+
+    with pytest.raises(HandshakeError) as info:
+        check(make_response(extra=[("Sec-WebSocket-Extensions", "x")]), extensions=reject)
+    assert (info.value.status, info.value.headers) == (599, [("X", "y")])
+
+    def reject_plain(values):
+        raise HandshakeError("no")
+
+    with pytest.raises(HandshakeError) as info:
+        check(make_response(), extensions=reject_plain)
+    assert info.value.status == 101 and info.value.header("Upgrade") == "websocket"

@@ -112,7 +112,9 @@ def _check_bounded(connection: ClientConnection, config: Config, fed: int) -> No
     parser = connection._parser
     assert parser._direct is None or len(parser._direct) <= DIRECT_MAX, len(parser._direct)
     if connection.state is State.OPEN and config.max_message_size is not None:
-        assert parser.buffered <= HEADER_MAX + config.max_message_size + fed, parser.buffered
+        # One frame at most: a data frame within the limit, or a control frame (<= 125 bytes).
+        frame_max = HEADER_MAX + max(config.max_message_size, 125)
+        assert parser.buffered <= frame_max + fed, parser.buffered
         assert parser._direct is None or len(parser._direct) <= config.max_message_size
         assert connection._size <= config.max_message_size
 

@@ -32,17 +32,18 @@ COVERAGE_FILE="$data/pure-python/.coverage" SYNCWS_NO_EXTENSIONS=1 \
     tests/test_protocol_connection.py tests/test_protocol_handshake.py tests/test_deflate.py \
     tests/test_properties.py tests/test_fuzz_corpus.py
 
+# Each run's parallel data files into its own .coverage, then both into build/coverage/.coverage.
 for run in accelerated pure-python; do
-  python -m coverage combine -q --data-file="$data/$run.coverage" "$data/$run"
+  python -m coverage combine -q --data-file="$data/$run/.coverage" "$data/$run"
 done
 python -m coverage combine -q --keep --data-file="$data/.coverage" \
-  "$data/accelerated.coverage" "$data/pure-python.coverage"
+  "$data/accelerated/.coverage" "$data/pure-python/.coverage"
 
 echo "=== branch coverage with the C accelerator (whole suite) ==="
-python -m coverage report --data-file="$data/accelerated.coverage" --skip-covered | tail -n 1
-echo "=== branch coverage without the C accelerator (core suites) ==="
-python -m coverage report --data-file="$data/pure-python.coverage" --include='syncws/protocol/*' \
-  | tail -n 1
+python -m coverage report --data-file="$data/accelerated/.coverage" | grep '^TOTAL'
+echo "=== branch coverage of syncws/protocol without the C accelerator (core suites) ==="
+python -m coverage report --data-file="$data/pure-python/.coverage" --include='syncws/protocol/*' \
+  | grep '^TOTAL'
 echo "=== both runs: the sans-I/O core (gate: ${core_fail_under}%) ==="
 python -m coverage report --data-file="$data/.coverage" --include='syncws/protocol/*' \
   --no-skip-covered --fail-under="$core_fail_under"

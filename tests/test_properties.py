@@ -42,7 +42,7 @@ import hypothesis.strategies as st  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 
-from syncws.errors import HandshakeError, MessageTooBig, ProtocolError  # noqa: E402
+from syncws.errors import MessageTooBig, ProtocolError  # noqa: E402
 from syncws.protocol.connection import (  # noqa: E402
     ClientConnection,
     CloseReceived,
@@ -58,7 +58,7 @@ from syncws.protocol.deflate import (  # noqa: E402
     PerMessageDeflate,
 )
 from syncws.protocol.frames import Frame, FrameParser, Opcode, frame_header, serialize_frame  # noqa: E402
-from syncws.protocol.handshake import ResponseParser, accept_key  # noqa: E402
+from syncws.protocol.handshake import accept_key  # noqa: E402
 
 # Hypothesis keeps its files (the example database, a Unicode table) out of the repository.
 set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "syncws-hypothesis"))

@@ -365,3 +365,4 @@ def test_extension_error_keeps_the_status_it_carries():
     with pytest.raises(HandshakeError) as info:
         check(make_response(), extensions=reject_plain)
     assert info.value.status == 101 and info.value.header("Upgrade") == "websocket"
+    assert info.value.header("X-Missing", "default") == "default"

@@ -153,6 +153,12 @@ def test_error_messages_say_why() -> None:
         parse_ws_url("ws://x:65536")
 
 
+def test_ipv4_and_ipv6_corners() -> None:
+    with pytest.raises(DOMSyntaxError, match="invalid IPv4"):
+        parse_ws_url("ws://1..2/")  # an empty part in an address that ends in a number
+    assert parse_ws_url("ws://[1:2:3:4:5:6:7:8]/").host == "[1:2:3:4:5:6:7:8]"  # no zero run
+
+
 def test_long_numbers_are_syntax_errors_or_ports() -> None:
     """Found by fuzzing: int() refuses decimal strings of over 4300 digits (Python 3.11+),
     which escaped as a plain ValueError instead of DOMSyntaxError."""

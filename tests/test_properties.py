@@ -26,6 +26,7 @@ minute) and ``thorough`` (thousands of examples, for a local run):
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import random
 import tempfile
@@ -372,6 +373,43 @@ def test_server_reads_any_client_messages_intact(
     events = server_messages(draw_chunks(data.draw, wire), server_codec)
     assert events == expected
     assert [type(e.data) for e in events if type(e) is Message] == [type(d) for d in items]
+
+
+@pytest.mark.parametrize(
+    "agreed",
+    [DeflateParameters(*combination) for combination in itertools.product(
+        (False, True), (False, True), range(8, 16), range(8, 16))],
+    ids=lambda p: "snct{:d}-cnct{:d}-s{}-c{}".format(*p),
+)
+def test_every_deflate_parameter_combination_both_ways(agreed: DeflateParameters) -> None:
+    """All 256 agreements of RFC 7692's four parameters: the same mixed messages (repetitive,
+    random, empty, astral text, 70 KB), fragmented and fed in 7-byte chunks, arrive intact
+    in both directions."""
+    rng = random.Random(str(agreed))
+    items: List[Data] = [
+        "hello " * 50, rng.randbytes(300), "", b"", "\U0001F600 astral \u00e9" * 40,
+        bytes(70 * KiB), ("{\"seq\": %d}" % rng.randrange(10**6)) * 3,
+    ]
+    wire, expected = b"", []
+    server = PerMessageDeflate("server", agreed, options=DeflateOptions(threshold=0))
+    for data in items:
+        payload, text = encode(data)
+        payload, rsv1 = server.encode(payload)
+        third = len(payload) // 3
+        for index, (start, end) in enumerate([(0, third), (third, 2 * third), (2 * third, len(payload))]):
+            wire += b"".join(serialize_frame(
+                (Opcode.TEXT if text else Opcode.BINARY) if index == 0 else Opcode.CONT,
+                payload[start:end], fin=index == 2, rsv1=rsv1 and index == 0, mask=False))
+        expected.append(Message(data))
+    conn = ClientConnection(extension=PerMessageDeflate("client", agreed))
+    assert client_receives(conn, [wire[i : i + 7] for i in range(0, len(wire), 7)], False) == expected
+
+    client_codec = PerMessageDeflate("client", agreed, options=DeflateOptions(threshold=0))
+    sender = ClientConnection(extension=client_codec)
+    outgoing = b"".join(b"".join(sender.send_message(*encode(data))) for data in items)
+    server_codec = PerMessageDeflate("server", agreed)
+    chunks = [outgoing[i : i + 7] for i in range(0, len(outgoing), 7)]
+    assert server_messages(chunks, server_codec) == expected
 
 
 # -- hostile input --------------------------------------------------------------------------

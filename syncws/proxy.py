@@ -65,7 +65,7 @@ _POLL_SLICE = 0.05
 # path, as urlsplit splits the userinfo, so an unescaped "@" in a password is masked too.
 _PASSWORD_IN_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/?#:@]*):[^/?#]*@")
 _NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f]")
-_PORT_DIGITS = re.compile(r"[0-9]{1,5}")
+_PORT_DIGITS = re.compile(r"0*([0-9]{1,5})")
 
 
 class _ProxyURL(NamedTuple):
@@ -240,8 +240,9 @@ def _split_no_proxy_entry(entry: str) -> Tuple[str, Optional[int]]:
     if port_text is None:
         return name, None
     # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and at most 5
-    # (int() refuses over 4300 digits; anything longer is no port).
-    return name, int(port_text) if _PORT_DIGITS.fullmatch(port_text) else -1
+    # after leading zeros (int() refuses over 4300 digits; anything longer is no port).
+    digits = _PORT_DIGITS.fullmatch(port_text)
+    return name, int(digits.group(1)) if digits else -1
 
 
 def _ip_or_none(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:

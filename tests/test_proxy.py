@@ -154,6 +154,7 @@ def test_bad_environment_value_names_the_variable(env: pytest.MonkeyPatch) -> No
         ("example.com:\u00b2", "example.com", 2, False),
         ("example.com:" + "9" * 5000, "example.com", 80, False),
         ("example.com:080", "example.com", 80, True),
+        ("example.com:" + "0" * 5000 + "80", "example.com", 80, True),
         ("10.0.0.0/33", "10.1.1.1", 80, False),  # not a network: no match, no error
     ],
 )

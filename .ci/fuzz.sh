@@ -46,6 +46,6 @@ for target in "${targets[@]}"; do
   }
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$target/log")
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$target/log")
-  coverage=$(grep -E "^#[0-9]+\s+DONE" "$work/$target/log" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
+  coverage=$(grep -E "^#[0-9]+\s+DONE" "$work/$target/log" | sed -n 's/.* cov: \([0-9]*\).*/\1/p' || true)
   echo "fuzz target $target: ${runs:-?} inputs, ${speed:-?}/s, ${coverage:-?} edges, no crash"
 done

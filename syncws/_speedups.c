@@ -485,7 +485,7 @@ parse_frame(PyObject *module, PyObject *args)
             return PyLong_FromLong(PARSE_LENGTH_TOP_BIT);
         }
     }
-    if (max_payload >= 0 && length > (unsigned long long)max_payload) {
+    if (max_payload >= 0 && length > (unsigned long long)max_payload && opcode < 8) {
         return PyLong_FromLong(PARSE_TOO_BIG);
     }
     if (masked) {

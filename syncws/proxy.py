@@ -65,6 +65,7 @@ _POLL_SLICE = 0.05
 # path, as urlsplit splits the userinfo, so an unescaped "@" in a password is masked too.
 _PASSWORD_IN_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/?#:@]*):[^/?#]*@")
 _NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f]")
+_PORT_DIGITS = re.compile(r"0*([0-9]{1,5})")
 
 
 class _ProxyURL(NamedTuple):
@@ -106,6 +107,10 @@ def _parse_proxy_url(url: object) -> _ProxyURL:
         raise ValueError(f"invalid proxy URL {redacted!r}: no host")
     if _NOT_IN_HOST.search(host):
         raise ValueError(f"invalid proxy URL {redacted!r}: the host contains spaces or controls")
+    try:
+        _authority(host, 0)  # what CONNECT will need: fail here, not later on the reader thread
+    except UnicodeError:
+        raise ValueError(f"invalid proxy URL {redacted!r}: the host is not a valid IDNA name") from None
     if port is None:
         port = _DEFAULT_PORTS.get(scheme, _SOCKS_DEFAULT_PORT)
     username = None if parts.username is None else unquote(parts.username)
@@ -234,7 +239,10 @@ def _split_no_proxy_entry(entry: str) -> Tuple[str, Optional[int]]:
         return entry, None
     if port_text is None:
         return name, None
-    return name, int(port_text) if port_text.isdigit() else -1
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and at most 5
+    # after leading zeros (int() refuses over 4300 digits; anything longer is no port).
+    digits = _PORT_DIGITS.fullmatch(port_text)
+    return name, int(digits.group(1)) if digits else -1
 
 
 def _ip_or_none(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:

@@ -89,6 +89,9 @@ def _ipv4_number(text: str) -> Optional[int]:
         return 0
     if not set(text) <= _IPV4_DIGITS[radix]:
         return None
+    if radix == 10 and len(text) > 20:
+        # Out of range anyway; int() refuses decimal strings over 4300 digits (Python 3.11+).
+        return 1 << 64
     return int(text, radix)
 
 
@@ -332,7 +335,10 @@ def parse_ws_url(url: str) -> WebSocketURL:
     if port_text:
         if not _PORT_RE.fullmatch(port_text):
             _fail(url, f"invalid port {port_text!r}")
-        port = int(port_text)
+        # Leading zeros are allowed (":0080" is 80); without them more than 5 digits is out
+        # of range, and int() would refuse over 4300 digits (Python 3.11+).
+        significant = port_text.lstrip("0")
+        port = int(significant or "0") if len(significant) <= 5 else 65536
         if port > 65535:
             _fail(url, f"port {port} out of range")
 

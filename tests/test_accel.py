@@ -300,11 +300,11 @@ def test_direct_mode_fills_the_payload_in_place_and_releases_its_views(
     wire = reference_frame(0x82, payload, key=None)
     parser = FrameParser()
     assert list(parser.feed(wire[:1000])) == []
-    view = parser.begin_direct(64 * 1024)
+    view = parser.begin_direct(64 * 1024, 1 << 30)
     assert view is not None and len(view) == len(wire) - 1000
     view[:100_000] = wire[1000:101_000]
     assert parser.direct_received(100_000) is None
-    rest = parser.begin_direct(64 * 1024)
+    rest = parser.begin_direct(64 * 1024, 1 << 30)
     assert rest is not None
     with pytest.raises(ValueError):
         view[:1] = b"x"  # the earlier view was released when the next one was handed out

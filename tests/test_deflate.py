@@ -734,3 +734,25 @@ def test_throughput(size: int, compress: bool) -> None:
         f"{total / elapsed / 1e6:.0f} MB/s compress+decompress, "
         f"{elapsed / len(payloads) * 1e6:.1f} us/message, ratio {wire_bytes / total:.3f}"
     )
+
+
+# --- corners the property tests and coverage pointed at ---
+
+
+def test_server_response_leaves_out_false_windows():
+    text, codec = server_response({"client_max_window_bits": False, "server_no_context_takeover": True})
+    assert text == "permessage-deflate; server_no_context_takeover"
+    assert codec.agreed.client_max_window_bits == 15
+    assert repr(codec) == f"<PerMessageDeflate server {text!r}>"
+
+
+@pytest.mark.parametrize("payload, inflated", [(b"\xb2", b"8"), (b"\x6a", b"\x80")])
+def test_tail_is_inflated_with_the_data(payload: bytes, inflated: bytes):
+    """RFC 7692 7.2.2: the receiver appends 00 00 ff ff and inflates. A sender whose data
+    stops inside a Huffman block (no flush) gets the tail decoded as symbols of that block:
+    their output belongs to the message, and counts against max_size."""
+    codec = PerMessageDeflate("client", DeflateParameters())
+    assert codec.decode_frame(payload, first=True, fin=True, compressed=True, max_size=None) == inflated
+    codec = PerMessageDeflate("client", DeflateParameters())
+    with pytest.raises(MessageTooBig):
+        codec.decode_frame(b"\xb2", first=True, fin=True, compressed=True, max_size=0)

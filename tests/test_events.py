@@ -466,3 +466,8 @@ def test_concurrent_dispatch_runs_a_once_listener_once() -> None:
     for thread in threads:
         thread.join(5)
     assert len(calls) == 1
+
+
+def test_message_event_fields_must_be_str() -> None:
+    with pytest.raises(TypeError):
+        MessageEvent("message", last_event_id=5)  # type: ignore[arg-type]

@@ -284,3 +284,13 @@ def test_env_var_forces_the_python_fallback() -> None:
 @needs_c
 def test_accelerator_used_without_the_env_var() -> None:
     assert _accelerated_in_subprocess(no_extensions=False) == "True syncws._speedups"
+
+
+def test_pure_python_fallback_without_the_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the C accelerator was not compiled (no compiler at install time), masking falls
+    back to the pure-Python function instead of failing the import."""
+    monkeypatch.delenv("SYNCWS_NO_EXTENSIONS", raising=False)
+    monkeypatch.setitem(sys.modules, "syncws._speedups", None)  # import raises ImportError
+    assert mask._load_accelerated() is mask.apply_mask_python
+    monkeypatch.setenv("SYNCWS_NO_EXTENSIONS", "1")
+    assert mask._load_accelerated() is mask.apply_mask_python

@@ -270,6 +270,24 @@ def test_max_message_size():
 # -- outbound -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("limit", [0, 10, 100])
+def test_max_message_size_does_not_apply_to_control_frames(limit):
+    """Found by property testing: a ping or pong longer than what the current message could
+    still grow by (or than a small max_message_size) failed the connection with 1009."""
+    conn = ClientConnection(max_message_size=limit)
+    data = (
+        frame(Opcode.BINARY, b"a" * (limit // 2), fin=False)
+        + frame(Opcode.PING, b"p" * 125)
+        + frame(Opcode.PONG, b"q" * 125)
+        + frame(Opcode.CONT, b"b" * (limit - limit // 2))
+        + frame(Opcode.CLOSE, close_payload(1000, "r" * 100))
+    )
+    expected = [Ping(b"p" * 125), Pong(b"q" * 125), Message(b"a" * (limit // 2) + b"b" * (limit - limit // 2)),
+                CloseReceived(1000, "r" * 100)]
+    assert conn.receive_data(data) == expected
+    assert feed_bytewise(ClientConnection(max_message_size=limit), data) == expected
+
+
 def test_outbound_frames_are_masked_and_whole():
     conn = ClientConnection()
     text = conn.send_message("κόσμε".encode(), True)
@@ -283,6 +301,93 @@ def test_outbound_frames_are_masked_and_whole():
         Frame(Opcode.PING, b"hi"),
     ]
     assert sent(conn.send_message(b"", False)) == [Frame(Opcode.BINARY, b"")]
+
+
+# -- direct mode (large frames received straight into their payload buffer) ---------------
+
+
+def receive_directly(conn: ClientConnection, data: bytes, step: int) -> list:
+    """Feed ``data`` as the engine does: into the direct view whenever one is offered."""
+    events: list = []
+    position = 0
+    while position < len(data):
+        view = conn.direct_buffer()
+        if view is None:
+            events += conn.receive_data(data[position : position + step])
+            position += step
+        else:
+            count = min(len(view), step, len(data) - position)
+            view[:count] = data[position : position + count]
+            view.release()
+            position += count
+            events += conn.receive_direct(count)
+    return events
+
+
+@pytest.mark.parametrize("opcode, payload", [
+    (Opcode.BINARY, bytes(range(256)) * 1024),
+    (Opcode.TEXT, "ünïcödé 🎉 ".encode("utf-8") * 20000),
+])
+def test_large_message_received_directly(opcode, payload):
+    conn = ClientConnection()
+    data = frame(opcode, payload) + frame(Opcode.PING, b"after")
+    events = receive_directly(conn, data, 10000)
+    expected = payload.decode("utf-8") if opcode == Opcode.TEXT else payload
+    assert events == [Message(expected), Ping(b"after")]
+    assert type(events[0].data) is type(expected)
+
+
+def test_invalid_utf8_fails_fast_in_direct_mode():
+    conn = ClientConnection()
+    payload = b"a" * 70000 + b"\xff" + b"b" * 70000
+    events = receive_directly(conn, frame(Opcode.TEXT, payload)[:80000], 10000)
+    assert [type(e) for e in events] == [Failure]
+    assert isinstance(events[0].error, PayloadError)
+    assert conn.direct_buffer() is None
+
+
+def test_rsv1_on_a_continuation_frame_fails_even_with_deflate():
+    from syncws.protocol.deflate import DeflateParameters, PerMessageDeflate
+
+    conn = ClientConnection(extension=PerMessageDeflate("client", DeflateParameters()))
+    events = conn.receive_data(frame(Opcode.TEXT, b"a", fin=False) + frame(Opcode.CONT, b"b", rsv1=True))
+    assert [type(e) for e in events] == [Failure]
+    assert "continuation" in str(events[0].error) and events[0].error.close_code == 1002
+
+
+def test_messages_may_be_sent_until_a_held_failing_close_goes_out():
+    conn = ClientConnection()
+    events = conn.receive_data(frame(Opcode.CONT, b"x"))
+    assert [type(e) for e in events] == [Failure]
+    assert conn.data_to_send(hold_failure_close=True) == []
+    assert conn.accepting_messages  # the handlers may still answer earlier messages
+    assert sent(conn.send_message(b"late", False)) == [Frame(Opcode.BINARY, b"late")]
+    assert [f.opcode for f in sent(conn.data_to_send())] == [Opcode.CLOSE]
+    assert not conn.accepting_messages
+
+
+def test_no_direct_mode_before_the_length_has_arrived():
+    conn = ClientConnection()
+    conn.receive_data(b"\x82\x7f\x00\x00")  # a 64-bit length, 2 of its 8 bytes so far
+    assert conn.direct_buffer() is None
+    assert conn.receive_data(b"\x00\x00\x00\x00\x00\x03abc") == [Message(b"abc")]
+
+
+def test_huge_declared_length_allocates_nothing_ahead():
+    """Found by fuzzing: a 10-byte header declaring 2**62 bytes made direct mode allocate the
+    whole payload at once (MemoryError, or gigabytes for a few bytes sent) when
+    max_message_size is None. Frames above DIRECT_MAX are buffered as their bytes arrive."""
+    conn = ClientConnection(max_message_size=None)
+    assert conn.receive_data(frame_header(Opcode.BINARY, 1 << 62) + b"x" * 100) == []
+    assert conn.direct_buffer() is None
+    assert conn._parser.buffered == 10 + 100
+    just_over = ClientConnection(max_message_size=None)
+    just_over.receive_data(frame_header(Opcode.BINARY, just_over.DIRECT_MAX + 1))
+    assert just_over.direct_buffer() is None
+    at_limit = ClientConnection(max_message_size=None)
+    at_limit.receive_data(frame_header(Opcode.BINARY, at_limit.DIRECT_MAX))
+    view = at_limit.direct_buffer()
+    assert view is not None and len(view) == at_limit.DIRECT_MAX
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -244,3 +244,22 @@ def test_pending_payload_of_an_incomplete_data_frame():
     server = FrameParser(expect_masked=True)
     list(server.feed(b"\x81\x85" + KEY + b"\x7f"))
     assert server.pending_payload() is None
+
+
+def test_direct_mode_only_for_an_unmasked_frame_whose_header_is_complete():
+    """begin_direct receives a client's unmasked frames only (the server role unmasks)."""
+    assert FrameParser().begin_direct(1, 1 << 20) is None  # nothing received
+    partial = FrameParser()
+    list(partial.feed(b"\x82"))
+    assert partial.begin_direct(1, 1 << 20) is None  # one header byte
+    server = FrameParser(expect_masked=True)
+    list(server.feed(b"\x82\xfe\x01\x00" + b"\x00" * 4 + b"x" * 10))
+    assert server.begin_direct(1, 1 << 20) is None  # the masked role
+    client = FrameParser()
+    list(client.feed(b"\x82\x7e\x01\x00" + b"x" * 10))
+    view = client.begin_direct(1, 1 << 20)
+    assert view is not None and len(view) == 256 - 10
+    view[:] = b"y" * len(view)
+    view.release()
+    frame = client.direct_received(256 - 10)
+    assert frame is not None and bytes(frame.payload) == b"x" * 10 + b"y" * 246

@@ -167,9 +167,13 @@ def test_status_lines(status_line, status, reason):
         b"HTTP/1.1 101 OK\r\nX-A: one\r\n folded\r\n\r\n",
         b"HTTP/1.1 101 OK\r\n" + b"X-Long: " + b"a" * MAX_LINE + b"\r\n\r\n",
         b"HTTP/1.1 101 OK\r\n" + b"X-A: b\r\n" * (MAX_HEADERS + 1) + b"\r\n",
+        # Found by fuzzing: RFC 9110 status codes are 100-599 (the first digit is the class).
+        b"HTTP/1.1 050 OK\r\n\r\n",
+        b"HTTP/1.1 600 OK\r\n\r\n",
+        b"HTTP/1.1 101 OK\nUpgrade: websocket\r\n\r\n",
     ],
     ids=["http-2", "letter-o", "4-digits", "not-http", "empty", "no-colon", "bad-name",
-         "folded", "long-line", "too-many-headers"],
+         "folded", "long-line", "too-many-headers", "status-050", "status-600", "bare-lf"],
 )
 def test_malformed_responses(head):
     with pytest.raises(HandshakeError):
@@ -208,6 +212,10 @@ def test_content_length():
     assert content_length(response()) is None
     assert content_length(response(("Content-Length", "-1"))) is None
     assert content_length(response(("Content-Length", "ten"))) is None
+    # Found by fuzzing: str.isdigit() accepts these, int() raised ValueError on them.
+    assert content_length(response(("Content-Length", "\u00b2"))) is None
+    assert content_length(response(("Content-Length", "9" * 5000))) is None
+    assert content_length(response(("Content-Length", "1" * 18))) == int("1" * 18)
 
 
 # -- response checks ------------------------------------------------------------------------
@@ -339,3 +347,22 @@ def test_refusal_body_is_bounded():
     with pytest.raises(HandshakeError) as info:
         check(response)
     assert info.value.body == b"x" * handshake.MAX_BODY
+
+
+def test_extension_error_keeps_the_status_it_carries():
+    """A HandshakeError from accept_extensions gets the response's status and headers, unless
+    it already says which answer it is about."""
+    def reject(values):
+        raise HandshakeError("no", status=599, headers=[("X", "y")])
+
+    with pytest.raises(HandshakeError) as info:
+        check(make_response(extra=[("Sec-WebSocket-Extensions", "x")]), extensions=reject)
+    assert (info.value.status, info.value.headers) == (599, [("X", "y")])
+
+    def reject_plain(values):
+        raise HandshakeError("no")
+
+    with pytest.raises(HandshakeError) as info:
+        check(make_response(), extensions=reject_plain)
+    assert info.value.status == 101 and info.value.header("Upgrade") == "websocket"
+    assert info.value.header("X-Missing", "default") == "default"

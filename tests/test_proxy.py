@@ -150,6 +150,12 @@ def test_bad_environment_value_names_the_variable(env: pytest.MonkeyPatch) -> No
         ("fd00::/8", "10.0.0.1", 80, False),
         ("localhost", "127.0.0.1", 80, False),  # names are not resolved
         ("3.4", "1.2.3.4", 80, False),  # IP hosts match addresses and ranges only
+        # Found by fuzzing: str.isdigit() takes these, int() raised ValueError on them.
+        ("example.com:\u00b2", "example.com", 2, False),
+        ("example.com:" + "9" * 5000, "example.com", 80, False),
+        ("example.com:080", "example.com", 80, True),
+        ("example.com:" + "0" * 5000 + "80", "example.com", 80, True),
+        ("10.0.0.0/33", "10.1.1.1", 80, False),  # not a network: no match, no error
     ],
 )
 @pytest.mark.parametrize("variable", ["NO_PROXY", "no_proxy"])
@@ -197,6 +203,11 @@ def test_valid_proxy_urls(url: str) -> None:
         ("socks5://user:pw@:1080", "no host"),
         ("http://proxy:99999", "invalid proxy URL"),
         ("http://proxy:port", "invalid proxy URL"),
+        # Found by fuzzing: accepted here, then CONNECT's IDNA encoding raised UnicodeError on
+        # the reader thread.
+        ("http://" + "\u00fc" * 70 + ".example", "not a valid IDNA name"),
+        ("http://\u00fc..example", "not a valid IDNA name"),
+        ("http://a b:3128", "spaces or controls"),
     ],
 )
 def test_invalid_proxy_urls(url: str, message: str) -> None:
@@ -671,3 +682,8 @@ def test_header_injection_through_the_host_is_refused() -> None:
         open_via("http://127.0.0.1:9", "evil\r\nX-Injected: 1")
     with pytest.raises(ValueError):
         open_via("http://127.0.0.1:9", "h", user_agent="x\r\nX-Injected: 1")
+
+
+def test_auto_proxy_for_an_unknown_scheme_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="scheme 'ftp'"):
+        select_proxy("auto", scheme="ftp", host="h", port=21)

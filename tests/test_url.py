@@ -162,6 +162,28 @@ def test_three_slashes_are_a_missing_host_not_a_host_made_of_the_path() -> None:
         syncws.WebSocket("ws:///path", connect=False)
 
 
+def test_ipv4_and_ipv6_corners() -> None:
+    with pytest.raises(DOMSyntaxError, match="invalid IPv4"):
+        parse_ws_url("ws://1..2/")  # an empty part in an address that ends in a number
+    assert parse_ws_url("ws://[1:2:3:4:5:6:7:8]/").host == "[1:2:3:4:5:6:7:8]"  # no zero run
+
+
+def test_long_numbers_are_syntax_errors_or_ports() -> None:
+    """Found by fuzzing: int() refuses decimal strings of over 4300 digits (Python 3.11+),
+    which escaped as a plain ValueError instead of DOMSyntaxError."""
+    assert parse_ws_url("ws://x:" + "0" * 5000 + "8080/").port == 8080  # leading zeros are fine
+    assert parse_ws_url("ws://x:0/").port == 0
+    assert parse_ws_url("ws://x:000/").port == 0
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://x:" + "9" * 5000 + "/")
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://x:0065536/")
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://" + "1" * 5000 + "/")  # an IPv4 number
+    with pytest.raises(DOMSyntaxError, match="out of range"):
+        parse_ws_url("ws://1." + "2" * 30 + "/")
+
+
 @pytest.mark.parametrize("value", [None, b"ws://x/", 42, ["ws://x/"]])
 def test_non_str_url_is_a_type_error(value: object) -> None:
     with pytest.raises(TypeError):

@@ -73,7 +73,7 @@ def parse_frame_python(buf: bytearray, expect_masked: bool, max_payload: int, /)
     :param expect_masked: ``True`` where every frame must be masked (a server), ``False``
         where none may be (a client).
     :param max_payload: the largest payload length accepted, or ``-1`` for no limit; checked
-        on the declared length, before any payload is waited for.
+        on the declared length of a data frame, before any payload is waited for.
     """
     available = len(buf)
     if available < 2:
@@ -105,8 +105,8 @@ def parse_frame_python(buf: bytearray, expect_masked: bool, max_payload: int, /)
         offset = 10
         if length >> 63:
             return PARSE_LENGTH_TOP_BIT
-    if max_payload >= 0 and length > max_payload:
-        return PARSE_TOO_BIG
+    if max_payload >= 0 and length > max_payload and opcode < 8:
+        return PARSE_TOO_BIG  # data frames only: control frames are held to 125 bytes above
     key = None
     if masked:
         if available < offset + 4:

@@ -574,10 +574,12 @@ class PerMessageDeflate:
         head = encoder.compress(payload)
         tail = encoder.flush(self._flush_mode)  # always ends with _TAIL
         data = head + tail[:-4] if head else tail[:-4]
-        if not data:
-            # Only an empty message compresses to nothing; an empty payload would leave the
-            # peer's inflater inside a stored block, so send the 0x00 of RFC 7692 7.2.3.6.
-            data = b"\x00"
+        # Unreachable with zlib (hence not covered): a sync flush after compress() always
+        # emits an empty stored block (00 00 00 ff ff), so data is never empty. A zlib that
+        # emitted nothing for an empty message would leave the peer's inflater inside a
+        # stored block without this.
+        if not data:  # pragma: no cover
+            data = b"\x00"  # RFC 7692 7.2.3.6
         if self._local_no_context and len(data) >= len(payload):
             return payload, False
         return data, True

@@ -165,8 +165,9 @@ class FrameParser:
 
     ``expect_masked`` is ``False`` for a client (server frames must not be masked) and
     ``True`` for a server. ``max_payload`` (``None`` = unlimited) is checked against each
-    frame's declared length before any of its payload is buffered, so an enormous length
+    data frame's declared length before any of its payload is buffered, so an enormous length
     fails at once with :class:`MessageTooBig`; the connection lowers it as a message grows.
+    Control frames are not messages: they are held to 125 bytes whatever ``max_payload`` is.
     """
 
     __slots__ = (
@@ -243,13 +244,16 @@ class FrameParser:
 
     # -- direct mode ------------------------------------------------------------------------
 
-    def begin_direct(self, min_remaining: int) -> Optional[memoryview]:
-        """Switch to direct mode if an unmasked frame's header is complete and at least
-        ``min_remaining`` payload bytes are still to come.
+    def begin_direct(self, min_remaining: int, max_length: int) -> Optional[memoryview]:
+        """Switch to direct mode if an unmasked frame's header is complete, at least
+        ``min_remaining`` payload bytes are still to come and the payload is at most
+        ``max_length`` bytes.
 
         Returns a writable view of where the rest of the payload goes: the caller receives into
         it (``recv_into``) and reports with :meth:`direct_received`. This saves copying every
-        byte of a large message through the parser's buffer. Call only right after ``feed``
+        byte of a large message through the parser's buffer. The payload's buffer is allocated
+        whole before its bytes arrive, so ``max_length`` bounds what a header alone can make
+        us allocate (longer frames are buffered as they arrive). Call only right after ``feed``
         (which validated the header).
         """
         if self._direct_view is not None:
@@ -263,7 +267,7 @@ class FrameParser:
             return None
         length, offset = parsed
         have = available - offset
-        if length - have < min_remaining:
+        if length - have < min_remaining or length > max_length:
             return None
         payload, view = _accel.payload_buffer(length)
         view[:have] = memoryview(buf)[offset:available]

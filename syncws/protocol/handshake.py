@@ -74,6 +74,9 @@ Headers = List[Tuple[str, str]]
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # \Z: "$" would allow a final "\n"
 _FORBIDDEN_IN_FIELDS = re.compile(r"[\r\n\x00]")
+# RFC 9110 15: a status code is three digits, the first (its class) from 1 to 5.
+_STATUS_LINE = re.compile(r"HTTP/1\.[01] ([1-5][0-9]{2})(?: (.*))?\Z")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 def header_values(headers: Iterable[Tuple[str, str]], name: str) -> List[str]:
@@ -179,7 +182,7 @@ def _parse_head(head: bytes, leftover: bytes) -> Response:
         raise HandshakeError("the response head is not text")
     lines = text.split("\r\n")
     status_line = lines[0]
-    match = re.match(r"^HTTP/1\.[01] (\d{3})(?: (.*))?$", status_line)
+    match = _STATUS_LINE.match(status_line)
     if not match:
         raise HandshakeError(f"malformed status line {status_line[:100]!r}")
     status = int(match.group(1))
@@ -250,9 +253,12 @@ def check_response(
 def content_length(response: Response) -> Optional[int]:
     """The response's Content-Length, or ``None`` when absent or malformed."""
     value = response.get("Content-Length")
-    if value is None or not value.strip().isdigit():
+    if value is None:
         return None
-    return int(value.strip())
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and few enough
+    # for int() (it refuses over 4300 digits); a longer one is no limit below MAX_BODY anyway.
+    match = _CONTENT_LENGTH.fullmatch(value.strip())
+    return int(match.group()) if match else None
 
 
 # -- the client's side, as one object -----------------------------------------------------

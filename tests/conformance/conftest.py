@@ -70,9 +70,9 @@ class Client:
             self._cond.notify_all()
 
     def _on_message(self, event: Any) -> None:
-        self._record(event)
-        if self.echo:
+        if self.echo:  # first: a test that waits for the message may close() right after
             event.target.send(event.data)
+        self._record(event)
 
     # -- what the user saw ---------------------------------------------------------------
 

@@ -70,9 +70,14 @@ class Client:
             self._cond.notify_all()
 
     def _on_message(self, event: Any) -> None:
-        if self.echo:  # first: a test that waits for the message may close() right after
-            event.target.send(event.data)
-        self._record(event)
+        with self._cond:
+            self.records.append(Record(event.type, event, event.target.ready_state))
+            if self.echo:
+                # Under the condition: the message is recorded before its echo can reach the
+                # server, and a test waiting for it (then calling close()) wakes only once the
+                # echo was accepted.
+                event.target.send(event.data)
+            self._cond.notify_all()
 
     # -- what the user saw ---------------------------------------------------------------
 

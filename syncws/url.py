@@ -18,6 +18,7 @@ Paths use the current URL standard's path percent-encode set, which includes ``^
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -302,6 +303,14 @@ def parse_ws_url(url: str) -> WebSocketURL:
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {url.__class__.__name__}")
+    return _parse(url)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(url: str) -> WebSocketURL:
+    """:func:`parse_ws_url` for a ``str``. Cached: the result is immutable, and a program that
+    reconnects, or opens many sockets to one server, parses the same few URLs again and again
+    (parsing costs more than the rest of the constructor together)."""
     text = to_usv(url).strip(_C0_CONTROL_OR_SPACE).translate(_REMOVE_TAB_NEWLINE)
     match = _SCHEME_RE.match(text)
     if not match:

@@ -213,8 +213,10 @@ def read_raw_frames(conn, count: int) -> List[Tuple[int, bool, bytes, bytes]]:
 def test_every_client_frame_is_masked_with_a_fresh_key(open_client, wire):
     conn, client = open_client(echo=True)
     messages = ["same", b"same", "", b"", "κόσμε" * 30, bytes(300)] * 4
-    conn.send_raw(b"".join(wire.frame(opcode(m), m) for m in messages))
+    # The pings go first: the client answers a ping as it reads it, so once the last
+    # message has been delivered every pong is queued ahead of the Close below.
     conn.send_raw(b"".join(wire.frame(Opcode.PING, f"ping {i}") for i in range(5)))
+    conn.send_raw(b"".join(wire.frame(opcode(m), m) for m in messages))
     client.wait_messages(len(messages))
     client.ws.close(1000, "bye")
     frames = read_raw_frames(conn, len(messages) + 6)

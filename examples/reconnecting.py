@@ -23,28 +23,35 @@ import syncws
 from syncws.server import WebSocketServer
 
 
+def say(line: str) -> None:
+    """Print one line in one write: handlers, the demo's server thread and the main thread all
+    print, and ``print()`` writes the text and its newline separately, so two threads' lines
+    could otherwise run together."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def on_open(event: syncws.Event) -> None:
     ws = event.target
-    print(f"open: {ws.url} (after {ws.retry_count} failed attempts)", flush=True)
+    say(f"open: {ws.url} (after {ws.retry_count} failed attempts)")
 
 
 def on_message(event: syncws.MessageEvent) -> None:
-    print(f"echo: {event.data}", flush=True)
+    say(f"echo: {event.data}")
 
 
 def on_error(event: syncws.ErrorEvent) -> None:
-    print(f"error: {event.message}", flush=True)
+    say(f"error: {event.message}")
 
 
 def on_close(event: syncws.ReconnectingCloseEvent) -> None:
     if event.reconnecting:
-        print(
+        say(
             f"lost: code {event.code}; reconnecting in {event.retry_delay:.1f} s "
-            f"(failed attempts: {event.target.retry_count})",
-            flush=True,
+            f"(failed attempts: {event.target.retry_count})"
         )
     else:
-        print(f"closed: code {event.code} {event.reason!r}; not reconnecting", flush=True)
+        say(f"closed: code {event.code} {event.reason!r}; not reconnecting")
 
 
 def restart_twice(
@@ -61,11 +68,11 @@ def restart_twice(
     for _ in range(2):
         opened.acquire()
         time.sleep(uptime)
-        print("-- demo: stopping the server", flush=True)
+        say("-- demo: stopping the server")
         server.stop()
         time.sleep(downtime)
         server = WebSocketServer(port=port).start()
-        print("-- demo: server is back", flush=True)
+        say("-- demo: server is back")
     opened.acquire()
     time.sleep(uptime)
     ws.close(1000, "demo over")
@@ -83,7 +90,7 @@ def tick_until_closed(ws: syncws.ReconnectingWebSocket, interval: float) -> None
         try:
             ws.send(f"tick {count}")
         except syncws.BufferFull:
-            print(f"offline queue full: tick {count} dropped", flush=True)
+            say(f"offline queue full: tick {count} dropped")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -119,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         tick_until_closed(ws, args.interval)
     except KeyboardInterrupt:
-        print("Ctrl-C: closing", flush=True)
+        say("Ctrl-C: closing")
         ws.close(1000, "bye")
         if not ws.wait(15):
             return 1

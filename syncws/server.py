@@ -499,7 +499,7 @@ class ServerConnection:
         return self.closed_by_client
 
     def _send_owed(self) -> None:
-        """Send what the core owes the client (a pong, the Close echo, a failing Close)."""
+        """Send what the core owes the client (a pong, the Close echo)."""
         frames = self._core.data_to_send()
         if frames:
             self.close_sent = self.close_sent or self._core.close_sent is not None
@@ -511,7 +511,10 @@ class ServerConnection:
         self._failure = error
         self._frames.clear()
         if failure is not None:
-            self._send_owed()
+            frames = self._core.data_to_send() + self._core.send_failure_close()
+            if frames:
+                self.close_sent = True
+                self._send_quietly(b"".join(frames))
         raise error
 
     # -- sending ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from syncws.errors import MessageTooBig, PayloadError, ProtocolError
 from syncws.protocol.connection import (
     ClientConnection,
+    CloseFrame,
     CloseReceived,
     Failure,
     Message,
@@ -34,7 +35,9 @@ def sent(buffers: List[bytes]) -> List[Frame]:
 
 
 def owed(conn: ClientConnection) -> List[Frame]:
-    return sent(conn.data_to_send())
+    """What the client owes the server after its last input, the failing Close included (as an
+    endpoint that sends it at once would)."""
+    return sent(conn.data_to_send() + conn.send_failure_close())
 
 
 def feed_bytewise(conn: ClientConnection, data: bytes) -> list:
@@ -355,15 +358,27 @@ def test_rsv1_on_a_continuation_frame_fails_even_with_deflate():
     assert "continuation" in str(events[0].error) and events[0].error.close_code == 1002
 
 
-def test_messages_may_be_sent_until_a_held_failing_close_goes_out():
+def test_messages_may_be_sent_until_the_failing_close_goes_out():
     conn = ClientConnection()
     events = conn.receive_data(frame(Opcode.CONT, b"x"))
     assert [type(e) for e in events] == [Failure]
-    assert conn.data_to_send(hold_failure_close=True) == []
+    assert conn.data_to_send() == []  # the failing Close waits for the caller
     assert conn.accepting_messages  # the handlers may still answer earlier messages
+    assert conn.close_sent is None
     assert sent(conn.send_message(b"late", False)) == [Frame(Opcode.BINARY, b"late")]
-    assert [f.opcode for f in sent(conn.data_to_send())] == [Opcode.CLOSE]
+    assert conn.send_close(1000, "meanwhile") == []  # a failed connection starts no handshake
+    assert sent(conn.send_failure_close()) == [close_frame(1002)]
+    assert conn.close_sent == CloseFrame(1002, "")
     assert not conn.accepting_messages
+    assert conn.send_failure_close() == []  # once
+
+
+def test_no_failing_close_after_our_own_close():
+    conn = ClientConnection()
+    assert conn.send_close(1000, "bye")
+    (failure,) = conn.receive_data(frame(Opcode.CONT, b"x"))
+    assert isinstance(failure, Failure)
+    assert conn.send_failure_close() == [] and conn.close_sent == CloseFrame(1000, "bye")
 
 
 def test_no_direct_mode_before_the_length_has_arrived():

@@ -177,9 +177,8 @@ class ReadLoop:
         """Hand the events of one read on; the outcome if they end the connection."""
         engine = self.engine
         connection = self.connection
-        failed = bool(events) and type(events[-1]) is Failure
         with engine.lock:
-            replies = connection.data_to_send(hold_failure_close=failed)
+            replies = connection.data_to_send()
             if replies:
                 engine.writer.send_control(replies)
         messages: List[Union[str, bytes]] = []
@@ -223,7 +222,9 @@ class ReadLoop:
         # Close), for a moment at most: input has stopped already.
         engine.sink.wait_delivered(FAIL_DELIVERY_WAIT)
         with engine.lock:
-            engine.writer.send_control(self.connection.data_to_send())
+            frames = self.connection.send_failure_close()
+            if frames:
+                engine.writer.send_control(frames)
         return Outcome(1006, "", False, error)
 
     def _ended(self) -> Outcome:

@@ -1,9 +1,12 @@
 """RFC 6455 after the opening handshake, for either end of a connection.
 
 ``receive_data`` takes bytes from the network and returns events; replies the protocol owes
-the peer (a pong for a ping, the echo of a Close, the Close that fails a connection) are
-queued for :meth:`Connection.data_to_send`. ``send_message``/``send_ping``/``send_close``
-return frames as lists of buffers. No sockets, threads or clocks: the caller owns those.
+the peer (a pong for a ping, the echo of a Close) are queued for
+:meth:`Connection.data_to_send`. A protocol error is reported as a :class:`Failure` event, and
+the caller sends the failing Close (:meth:`Connection.send_failure_close`) when its own policy
+says: at once, or once the application has answered what came before the error.
+``send_message``/``send_ping``/``send_close`` return frames as lists of buffers. No sockets,
+threads or clocks: the caller owns those.
 
 What it enforces, in both roles: reserved bits without a negotiated extension, fragment
 sequences, control frames between fragments, close codes and bodies, UTF-8 of text messages
@@ -179,8 +182,8 @@ class Connection:
             expect_masked=role is Role.SERVER, max_payload=max_message_size
         )
         self._outgoing: List[bytes] = []
-        # The Close that fails the connection, until handed out: see data_to_send().
-        self._failure_close: Optional[List[bytes]] = None
+        # The close code a Failure left owed, until send_failure_close() hands out its Close.
+        self._failure_code: Optional[int] = None
         self.close_sent: Optional[CloseFrame] = None  #: the Close we sent (1005: no body)
         self.close_received: Optional[CloseFrame] = None  #: the peer's Close
         # The message being received.
@@ -272,26 +275,30 @@ class Connection:
             return [self._fail(error)]
         return [] if event is None else [event]
 
-    def data_to_send(self, *, hold_failure_close: bool = False) -> List[bytes]:
-        """Frames the protocol owes the peer (pongs, the Close echo, a failing Close), in order.
-
-        With ``hold_failure_close`` the Close that fails the connection stays behind for a later
-        call. Until it is handed out the application may still send: the engine uses this to
-        let handlers answer the messages that came before the error (input stops at once).
-        """
+    def data_to_send(self) -> List[bytes]:
+        """Frames the protocol owes the peer (pongs, the Close echo), in order."""
         out = self._outgoing
-        failure_close = self._failure_close
-        if failure_close is not None and not hold_failure_close:
-            self._failure_close = None
-            out = out + failure_close
-        elif not out:
+        if not out:
             return out  # the usual case: nothing owed, no new list
         self._outgoing = []
         return out
 
+    def send_failure_close(self) -> List[bytes]:
+        """After a :class:`Failure`: the Close that fails the connection (the error's close
+        code, no reason), once; ``[]`` when none is owed (a Close had gone out already).
+
+        Input stops at the failure, but until this is called the connection still accepts
+        messages, so the caller may first let the application answer what came before the
+        error (an echo then goes out ahead of the failing Close)."""
+        code = self._failure_code
+        if code is None:
+            return []
+        self._failure_code = None
+        return self._close_frame(code, "")
+
     def _fail(self, error: ProtocolError) -> Failure:
         if self.close_sent is None and self.state is not State.CLOSED:
-            self._failure_close = self._close_frame(error.close_code, "")
+            self._failure_code = error.close_code
         self.state = State.CLOSED
         self._parts = []
         self._text = None
@@ -447,8 +454,9 @@ class Connection:
 
     @property
     def accepting_messages(self) -> bool:
-        """Whether a message may still be sent: no Close went out (a held failing one aside)."""
-        if self._failure_close is not None:
+        """Whether a message may still be sent: no Close went out, and none is due but a
+        failing one the caller has not sent yet (see :meth:`send_failure_close`)."""
+        if self._failure_code is not None:
             return True
         return self.close_sent is None and self.state is not State.CLOSED
 

@@ -57,7 +57,9 @@ def on_the_wire(role: Role, buffers: List[bytes]) -> List[Frame]:
 
 
 def owed(conn: Connection) -> List[Frame]:
-    return on_the_wire(conn.role, conn.data_to_send())
+    """What ``conn`` owes its peer after its last input, the failing Close included (as an
+    endpoint that sends it at once would)."""
+    return on_the_wire(conn.role, conn.data_to_send() + conn.send_failure_close())
 
 
 def close_frame(code: int, reason: bytes = b"") -> Frame:

@@ -162,6 +162,10 @@ class _Shared:
         self.cancelled = False  # close(), collection or interpreter exit: no more attempts
         self.dispatcher = dispatcher
         self.inner: Optional[WebSocket] = None
+        # At most one syncws-reconnect thread: while one runs, the next attempt's start time
+        # is handed to it (an attempt can fail before the thread that started it has ended).
+        self.connector_running = False
+        self.next_deadline: Optional[float] = None
 
     def cancel(self) -> None:
         with self.cond:
@@ -187,6 +191,30 @@ class _Shared:
                 self.cond.wait(left)
             return False
 
+    def claim_connector(self, deadline: float) -> bool:
+        """True if the caller must start a connector thread for ``deadline``; False if the
+        running one takes it on."""
+        with self.cond:
+            if self.connector_running:
+                self.next_deadline = deadline
+                return False
+            self.connector_running = True
+            return True
+
+    def next_attempt(self) -> Optional[float]:
+        """For the connector thread after an attempt: the next deadline handed to it, or
+        None, and then it is no longer running."""
+        with self.cond:
+            deadline, self.next_deadline = self.next_deadline, None
+            if deadline is None:
+                self.connector_running = False
+            return deadline
+
+    def connector_ended(self) -> None:
+        with self.cond:
+            self.connector_running = False
+            self.next_deadline = None
+
 
 _all_shared: "weakref.WeakSet[_Shared]" = weakref.WeakSet()
 _exiting = False
@@ -207,12 +235,20 @@ atexit.register(_stop_all_at_exit)
 
 
 def _run_connector(shared: _Shared, socket_ref: "weakref.ref[ReconnectingWebSocket]", deadline: float) -> None:
-    """The ``syncws-reconnect-N`` thread: wait for ``deadline`` then start the next attempt."""
-    if not shared.wait_until(deadline):
-        return
-    rws = socket_ref()
-    if rws is not None:
-        rws._start_attempt()
+    """The ``syncws-reconnect-N`` thread: wait for ``deadline`` then start the next attempt;
+    again while attempts end and schedule the next before this thread is done."""
+    next_deadline: Optional[float] = deadline
+    try:
+        while next_deadline is not None and shared.wait_until(next_deadline):
+            rws = socket_ref()
+            if rws is None:
+                return
+            rws._start_attempt()
+            del rws  # held only for the attempt's start: the socket may be collected
+            next_deadline = shared.next_attempt()
+    finally:
+        if next_deadline is not None:  # cancelled, or collected: not via next_attempt()
+            shared.connector_ended()
 
 
 class _Route:
@@ -618,13 +654,19 @@ class ReconnectingWebSocket(EventTarget):
     # -- attempts (the constructor's thread or a syncws-reconnect thread) ------------------
 
     def _start_connector(self, deadline: float) -> None:
+        if not self._shared.claim_connector(deadline):
+            return
         thread = threading.Thread(
             target=_run_connector,
             args=(self._shared, weakref.ref(self), deadline),
             name=f"syncws-reconnect-{next(_connector_ids)}",
             daemon=True,
         )
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            self._shared.connector_ended()
+            raise
 
     def _start_attempt(self) -> None:
         """Make the next inner socket (calling ``url``/``headers`` if callables) and connect it."""

@@ -38,7 +38,7 @@ for python in "$oldest" "$newest"; do
   "$python" -m venv "$work/venv"
   "$work/venv/bin/python" -m pip install -q "$wheel" pytest
   mkdir "$work/tests"
-  cp tests/test_accel.py tests/test_mask.py "$work/tests/"
+  cp tests/protocol/test_accel.py tests/protocol/test_mask.py "$work/tests/"
   # Run from outside the source tree so that the installed wheel is what gets imported.
   (cd "$work/tests" && SYNCWS_REQUIRE_EXTENSIONS=1 "$work/venv/bin/python" -m pytest -q \
      -p no:cacheprovider test_accel.py test_mask.py)

@@ -28,9 +28,7 @@ COVERAGE_FILE="$data/accelerated/.coverage" SYNCWS_REQUIRE_EXTENSIONS=1 \
 echo "=== core suites under branch coverage, without the C accelerator ==="
 COVERAGE_FILE="$data/pure-python/.coverage" SYNCWS_NO_EXTENSIONS=1 \
   python -m coverage run -m pytest -p no:cacheprovider -q \
-    tests/test_mask.py tests/conformance tests/test_protocol_frames.py \
-    tests/test_protocol_connection.py tests/test_protocol_handshake.py tests/test_deflate.py \
-    tests/test_properties.py tests/test_fuzz_corpus.py
+    tests/protocol tests/conformance
 
 # Each run's parallel data files into its own .coverage, then both into build/coverage/.coverage.
 for run in accelerated pure-python; do

@@ -39,6 +39,6 @@ python -m pip install -q ".[test]"
 # `pytest` (not `python -m pytest`): the tests import the installed syncws, built from the sdist.
 pytest -p no:cacheprovider -q --collect-only tests | tail -n 1
 pytest -p no:cacheprovider -q -x \
-  tests/test_docstrings.py tests/test_docs.py tests/test_examples.py tests/test_cli.py \
-  tests/test_websocket_api.py tests/test_url.py tests/test_blob.py tests/test_protocol_frames.py \
+  tests/project/test_docstrings.py tests/project/test_docs.py tests/project/test_examples.py tests/api/test_cli.py \
+  tests/api/test_websocket.py tests/network/test_url.py tests/api/test_blob.py tests/protocol/test_frames.py \
   tests/conformance/test_closing.py

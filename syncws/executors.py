@@ -220,7 +220,7 @@ class TkExecutor(_GuiExecutor):
 
     Added latency: with a threaded Tcl (the python.org, Debian and most other
     builds) the loop wakes as soon as the byte arrives: a median of about
-    0.05 ms (measured in ``tests/test_executors.py``).  With a non-threaded Tcl, ``mainloop`` itself
+    0.05 ms (measured in ``tests/api/test_executors.py``).  With a non-threaded Tcl, ``mainloop`` itself
     polls every 20 ms, which bounds the delay.  Where ``createfilehandler`` is
     missing (Windows), or when ``poll_interval`` is given, the loop instead
     checks the queue every ``poll_interval`` seconds (default 10 ms), adding up
@@ -387,7 +387,7 @@ class QtExecutor(_GuiExecutor):
     ``max_batch_time`` seconds (default 20 ms); the rest waits for the next
     pass of the loop, after the events that arrived meanwhile.  The added
     latency is one trip through Qt's posted-event queue: a median of about
-    0.05 ms while the loop is idle (measured in ``tests/test_executors.py``).
+    0.05 ms while the loop is idle (measured in ``tests/api/test_executors.py``).
 
     Construct it in the thread that owns ``parent`` (for the default, the
     thread that created the application, after creating it); otherwise

@@ -1039,7 +1039,7 @@ _SAME_AS_TIMEOUT = _SameAsTimeout(10.0)
 # ``**options: Unpack[SomeTypedDict]``, still needs the constructor's own parameter list (a
 # TypedDict carries no defaults), needs typing_extensions at run time on Python < 3.11 for
 # anything that evaluates the annotations (typing.get_type_hints, Sphinx), and would hide the
-# options from help(). tests/test_typing.py checks that the two lists stay identical.
+# options from help(). tests/project/test_typing.py checks that the two lists stay identical.
 def connect(
     url: str,
     protocols: Union[None, str, Sequence[str]] = None,

@@ -1,6 +1,6 @@
 """The protocol's hot helpers, compiled (``syncws._speedups``) or in pure Python.
 
-Each helper has a pure-Python twin here with exactly the same results (``tests/test_accel.py``
+Each helper has a pure-Python twin here with exactly the same results (``tests/protocol/test_accel.py``
 compares them on random and edge inputs). The compiled versions are used when the accelerator
 was built at install time, unless ``SYNCWS_NO_EXTENSIONS`` is set in the environment, as for
 masking (:mod:`syncws.protocol.mask`):

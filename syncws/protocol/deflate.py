@@ -28,7 +28,7 @@ The 8-bit window. zlib refuses ``wbits=-8`` for raw deflate *compression* since 
 to silently use 9), so when 8 is agreed for our direction we compress with 9. That is safe:
 zlib's deflate never emits a distance longer than ``window - 262`` (``MAX_DIST``), i.e. 250
 bytes with a 512-byte window, so every back-reference fits the 256-byte window the peer agreed
-to keep. ``tests/test_deflate.py`` checks this against an 8-bit inflater fed one byte at a time
+to keep. ``tests/protocol/test_deflate.py`` checks this against an 8-bit inflater fed one byte at a time
 (whole-buffer inflation does not notice a too-far distance, so a plain round trip would prove
 nothing). Chromium does the same; the ``websockets`` package instead refuses to agree to 8.
 Inflating with an 8-bit window is supported by zlib and used as is.
@@ -48,7 +48,7 @@ block) ends the zlib stream: inflation goes on with a fresh inflater, which drop
 Chromium does. When nothing followed the final block, the tail is not fed at all.
 
 Defaults, measured with CPython 3.11 / zlib 1.2.13 on JSON-like chat events (2,000 messages
-per size; ``SYNCWS_BENCH=1 pytest tests/test_deflate.py -k throughput -s`` reruns the codec
+per size; ``SYNCWS_BENCH=1 pytest tests/protocol/test_deflate.py -k throughput -s`` reruns the codec
 throughput part):
 
 - ``compress_level=3``: at 1 KiB per message with context takeover, level 1/3/6 give

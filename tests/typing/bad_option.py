@@ -1,4 +1,4 @@
-"""A misspelled option: ``mypy --strict`` must reject it (run by tests/test_typing.py)."""
+"""A misspelled option: ``mypy --strict`` must reject it (run by tests/project/test_typing.py)."""
 
 import syncws
 

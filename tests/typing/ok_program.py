@@ -1,4 +1,4 @@
-"""A small user program that must pass ``mypy --strict`` (run by tests/test_typing.py).
+"""A small user program that must pass ``mypy --strict`` (run by tests/project/test_typing.py).
 
 It is what the README shows: callbacks, the blocking helpers, executors (a thread pool, a
 post function, Tk's ``executor(lambda: ...)``), headers, cookies, TLS, proxies and compression

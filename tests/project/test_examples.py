@@ -24,7 +24,7 @@ import pytest
 from helpers import wait_no_syncws_threads  # tests/ is on sys.path
 from gui_support import qt_application, run_qt, run_tk, xvfb_display
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 MESSAGE = "héllo from the test ✓"
 

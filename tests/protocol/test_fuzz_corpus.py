@@ -16,7 +16,7 @@ from typing import List, Tuple
 
 import pytest
 
-FUZZ = Path(__file__).parent / "fuzz"
+FUZZ = Path(__file__).parents[1] / "fuzz"
 TARGETS = ("frames", "http_response", "url", "proxy")
 
 

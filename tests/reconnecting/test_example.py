@@ -16,9 +16,9 @@ from typing import List
 
 import pytest
 
-from test_reconnecting import free_port
+from .test_reconnecting import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "reconnecting.py"
 
 

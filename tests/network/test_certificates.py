@@ -16,7 +16,7 @@ import syncws
 
 trustme = pytest.importorskip("trustme")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 10.0
 OPTS: Any = dict(proxy=None, timeout=TIMEOUT)
 

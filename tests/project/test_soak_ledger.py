@@ -14,7 +14,7 @@ from typing import Any, List
 
 import pytest
 
-_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "soak.py")
+_PATH = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "bench", "soak.py")
 
 
 @pytest.fixture(scope="module")

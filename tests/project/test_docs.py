@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, NamedTuple
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 _DIRECTIVE = re.compile(r"^(?P<indent> *)\.\. (?P<name>code-block|testcode|testsetup|testcleanup)::(?P<arg>.*)$")
 _OPTION = re.compile(r"^ *:(?P<name>[\w-]+):(?P<value>.*)$")
 

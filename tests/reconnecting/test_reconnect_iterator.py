@@ -14,7 +14,7 @@ import syncws
 from syncws import Backoff, ConnectionClosed, DOMSyntaxError, HandshakeError, ReadyState
 from syncws.server import ClientClosed, HandshakeResponse, ServerConnection
 
-from test_reconnecting import FAST, OPTS, close_with, free_port
+from .test_reconnecting import FAST, OPTS, close_with, free_port
 
 TIMEOUT = 10.0
 

@@ -1083,7 +1083,7 @@ def test_at_interpreter_exit_the_connection_closes_with_1001_and_is_not_retried(
         print("exiting", flush=True)
         """
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=30,
         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},

@@ -16,9 +16,9 @@ import pytest
 
 import syncws
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-TYPING = os.path.join(HERE, "typing")
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+TYPING = os.path.join(TESTS, "typing")
 
 
 def test_connect_spells_out_every_option_of_the_constructor() -> None:

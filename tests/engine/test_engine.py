@@ -380,7 +380,7 @@ def test_interpreter_exit_closes_open_sockets_with_1001(ws_server_factory):
     import sys
 
     server = ws_server_factory(syncws.server.hold)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     script = (
         "import syncws\n"
         f"ws = syncws.connect({server.url!r}, proxy=None, compression=False)\n"

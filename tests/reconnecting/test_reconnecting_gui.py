@@ -14,7 +14,7 @@ from syncws import Backoff, ReadyState, ReconnectingWebSocket
 from syncws.executors import QtExecutor, TkExecutor
 
 from gui_support import qt_application, run_qt, run_tk, xvfb_display
-from test_reconnecting import OPTS, Recorder, free_port
+from .test_reconnecting import OPTS, Recorder, free_port
 
 WAIT = 0.4  # each wait between attempts; a blocked loop would show a gap this long
 

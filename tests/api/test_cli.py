@@ -13,7 +13,7 @@ import pytest
 
 import syncws
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_cli(*args: str, stdin: str = "", timeout: float = 30) -> subprocess.CompletedProcess:

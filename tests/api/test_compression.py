@@ -1,6 +1,6 @@
 """permessage-deflate end to end (RFC 7692): syncws's client against syncws's own server and
 the ``websockets`` package's server. Conformance groups 12 (compressed messages) and 13
-(negotiation); the codec itself is unit-tested in test_deflate.py.
+(negotiation); the codec itself is unit-tested in tests/protocol/test_deflate.py.
 """
 
 from __future__ import annotations

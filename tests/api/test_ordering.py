@@ -326,7 +326,7 @@ def test_memory_stays_bounded_under_a_1_gib_flood(tmp_path: Path) -> None:
     script = tmp_path / "flood.py"
     script.write_text(_FLOOD_SCRIPT)
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=55, env=env, cwd=root

@@ -20,7 +20,7 @@
 
 Profiles: ``ci`` (the default: a few dozen examples per test, the whole module in well under a
 minute) and ``thorough`` (thousands of examples, for a local run):
-``SYNCWS_HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_properties.py``.
+``SYNCWS_HYPOTHESIS_PROFILE=thorough python -m pytest tests/protocol/test_properties.py``.
 """
 
 from __future__ import annotations
@@ -414,7 +414,7 @@ def test_every_deflate_parameter_combination_both_ways(agreed: DeflateParameters
 
 # -- hostile input --------------------------------------------------------------------------
 
-fuzz_dir = Path(__file__).parent / "fuzz"
+fuzz_dir = Path(__file__).parents[1] / "fuzz"
 
 
 def _harness(name: str) -> ModuleType:

@@ -12,7 +12,7 @@ import pytest
 
 import syncws
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOUR_URL = "ws://127.0.0.1:8765/"  # where `python -m syncws serve` listens
 
 

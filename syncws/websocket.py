@@ -254,7 +254,7 @@ _live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 def _close_all_at_exit() -> None:
     """The standard's "document goes away": open sockets close with 1001 at interpreter exit."""
-    engines = [engine for engine in list(_live_engines) if _close_engine(engine, 1001)]
+    engines = [engine for engine in list(_live_engines) if engine.close_if_open(1001)]
     deadline = time.monotonic() + 1.0  # one bound for all: exit must not wait per socket
     for engine in engines:
         engine.flush(max(0.0, deadline - time.monotonic()), control=True)
@@ -263,17 +263,9 @@ def _close_all_at_exit() -> None:
 atexit.register(_close_all_at_exit)
 
 
-def _close_engine(engine: Engine, code: Optional[int]) -> bool:
-    """Close a socket's connection without its WebSocket object; False if already closing."""
-    if engine.state.request_close() not in (ReadyState.CONNECTING, ReadyState.OPEN):
-        return False
-    engine.close(code, "")
-    return True
-
-
 def _close_on_collect(engine: Engine) -> None:
     # The standard: an open socket that is garbage collected sends a Close with no body.
-    _close_engine(engine, None)
+    engine.close_collected()
 
 
 class WebSocket(EventTarget):

@@ -22,12 +22,12 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Set, Union
 
 from ..blob import Blob
 from ..errors import ConnectionFailed, WebSocketError
 from ..protocol.connection import ClientConnection
-from ..state import Ending, SocketState
+from ..state import Ending, ReadyState, SocketState
 from ..streams import Stream, TLSStream
 from ..transport import ConnectTarget
 from .opening import EngineOptions, HandshakeSpec, Opened, open_connection
@@ -78,6 +78,10 @@ class Engine:
         # The reading role, when two threads take turns (see "the connection's threads").
         self._turn = threading.Condition(threading.Lock())
         self._turn_holder: Optional[int] = None
+        #: The connection's own threads (reader, second thread, writer) by thread id.
+        self._own_threads: Set[int] = set()
+        # Set by the garbage collector on one of those threads: an empty Close is due.
+        self._close_when_safe = False
 
     # -- API-facing calls (any thread) -----------------------------------------------------
 
@@ -148,6 +152,27 @@ class Engine:
                 if frames:
                     self.writer.send_control(frames)
         self.sink.wake()
+
+    def close_if_open(self, code: Optional[int]) -> bool:
+        """Close with ``code`` (None: an empty Close) for a socket that goes away without its
+        WebSocket object (collected, or at interpreter exit); False if already closing."""
+        if self.state.request_close() not in (ReadyState.CONNECTING, ReadyState.OPEN):
+            return False
+        self.close(code, "")
+        return True
+
+    def close_collected(self) -> None:
+        """The socket was garbage collected: send an empty Close, as the standard says.
+
+        The collector starts at any allocation on any thread, also on one of this connection's
+        own threads while it holds one of its locks (a user's thread calling the socket keeps
+        it alive, so it holds none of them). Waiting for a lock there would wait forever, so
+        on those threads the Close is left to the thread's next point without a lock held.
+        """
+        if threading.get_ident() in self._own_threads:
+            self._close_when_safe = True
+        else:
+            self.close_if_open(None)
 
     def abort(self, error: BaseException) -> None:
         """Fail the connection now (no closing handshake); ``error`` is reported."""
@@ -224,6 +249,7 @@ class Engine:
     # for the role to come back. With any other executor the reader alone reads.
 
     def _run(self) -> None:
+        self._own_threads.add(threading.get_ident())
         try:
             outcome = self._open()
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a close event
@@ -267,9 +293,13 @@ class Engine:
 
     def _serve(self, me: int) -> None:
         """Read (holding the reading role) and deliver, until the connection ends."""
+        self._own_threads.add(threading.get_ident())
         loop = self._loop
         assert loop is not None
-        while self._wait_turn(me):
+        while True:
+            self._at_safe_point()
+            if not self._wait_turn(me):
+                return
             try:
                 outcome = loop.step()
             except BaseException as exc:  # noqa: BLE001 - every failure becomes a close event
@@ -279,6 +309,12 @@ class Engine:
             self._deliver_deferred(me)
             if outcome is not None:
                 return
+
+    def _at_safe_point(self) -> None:
+        """Where the connection's own threads hold no lock: send a Close the collector left."""
+        if self._close_when_safe:
+            self._close_when_safe = False
+            self.close_if_open(None)
 
     def _wait_turn(self, me: int) -> bool:
         """Wait for the reading role (only with two threads); False once the connection ended."""
@@ -311,6 +347,8 @@ class Engine:
             name=f"syncws-writer-{self.id}",
             on_failed=self._write_failed,
             on_drained=self.sink.drained,
+            own_threads=self._own_threads,
+            at_safe_point=self._at_safe_point,
             log_message=(lambda data, text, frames: self.log_message(">", data, text, frames))
             if self.debug else None,
         )

@@ -21,7 +21,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional, Union
+from typing import Any, Callable, Deque, List, Optional, Set, Union
 
 from ..blob import Blob
 from ..protocol.connection import ClientConnection
@@ -76,6 +76,8 @@ class Writer:
         name: str,
         on_failed: Callable[[OSError], None],
         on_drained: Callable[[], None],
+        own_threads: Optional[Set[int]] = None,
+        at_safe_point: Optional[Callable[[], None]] = None,
         log_message: Optional[Callable[[Any, bool, List[bytes]], None]] = None,
     ) -> None:
         self._stream = stream
@@ -84,6 +86,10 @@ class Writer:
         self._name = name
         self._on_failed = on_failed
         self._on_drained = on_drained
+        # The connection's thread ids, which the writer thread joins while it runs, and what
+        # it calls between writes, holding no lock (see Engine.close_collected).
+        self._own_threads: Set[int] = set() if own_threads is None else own_threads
+        self._at_safe_point = at_safe_point
         self._log_message = log_message
         self._queue: Deque[_Outbound] = collections.deque()
         self._write_lock = threading.Lock()
@@ -268,6 +274,8 @@ class Writer:
         return items
 
     def _run(self) -> None:
+        me = threading.get_ident()
+        self._own_threads.add(me)
         try:
             while True:
                 items = self._take()
@@ -279,11 +287,17 @@ class Writer:
                     self._write_lock.release()
                 if self.watch_drain:
                     self._check_drained()
+                if self._at_safe_point is not None:
+                    self._at_safe_point()
         except OSError as exc:
             with self._cond:
                 self._thread = None
                 self._stopping = True
             self._on_failed(exc)
+        finally:
+            self._own_threads.discard(me)
+            if self._at_safe_point is not None:
+                self._at_safe_point()
 
     def _write_items(self, items: List[_Outbound]) -> None:
         """Frame and write ``items`` in order (write lock held): small ones joined into one

@@ -18,11 +18,12 @@ import pytest
 
 import syncws
 from syncws import ConnectionClosed, KeepaliveTimeout, ReadyState, WebSocket
+from syncws.protocol.connection import ClientConnection
 from syncws.protocol.deflate import server_negotiate
 from syncws.protocol.frames import Opcode
 from syncws.server import ClientClosed, CloseInfo, ServerConnection
 
-from helpers import OPTS, TIMEOUT, client_close_of
+from helpers import OPTS, TIMEOUT, client_close_of, wait_no_syncws_threads
 
 Events = List[Tuple[str, Any]]
 
@@ -131,6 +132,62 @@ def test_an_open_socket_with_only_an_open_handler_is_collected_with_an_empty_clo
     assert ref() is None  # nothing can hear from it any more: collected
     assert server.accepted().join(TIMEOUT)
     assert closes == [CloseInfo(None, "")]
+
+
+def test_a_socket_collected_on_its_own_reader_thread_still_closes(
+    ws_server_factory, monkeypatch
+) -> None:
+    """The collector runs at any allocation, on any thread: also on the socket's own reader
+    while it holds the connection's lock to parse a frame. A socket in a reference cycle (a
+    handler that refers back to it, the usual case) is collected there when the collection
+    happens to start on that thread. It must still send its empty Close, and its threads end.
+    The collection is made to start exactly there, by a collecting ``receive_data``."""
+    closes: List[Optional[CloseInfo]] = []
+    go_on = threading.Event()
+
+    def send_after_drop(conn: ServerConnection) -> None:
+        go_on.wait(TIMEOUT)
+        conn.send("collect me now")
+        closes.append(client_close_of(conn))
+
+    armed = threading.Event()
+    collected_on: List[str] = []
+    receive_data = ClientConnection.receive_data
+
+    def collecting_receive_data(self: ClientConnection, data: Any) -> Any:
+        if armed.is_set():
+            armed.clear()
+            collected_on.append(threading.current_thread().name)
+            gc.collect()  # as if this allocation had started a collection
+        return receive_data(self, data)
+
+    monkeypatch.setattr(ClientConnection, "receive_data", collecting_receive_data)
+    server = ws_server_factory(send_after_drop)
+    opened = threading.Event()
+
+    class App:
+        def __init__(self) -> None:
+            self.ws = WebSocket(server.url, onopen=self.on_open, **OPTS)
+
+        def on_open(self, event: Any) -> None:
+            opened.set()
+
+    app = App()
+    assert opened.wait(TIMEOUT)
+    ref = weakref.ref(app.ws)
+    gc.disable()  # from here, only the reader collects
+    try:
+        del app  # only the cycle app -> socket -> handler (a bound method) -> app is left
+        assert ref() is not None
+        armed.set()
+        go_on.set()
+        assert server.accepted().join(TIMEOUT)
+    finally:
+        gc.enable()
+    assert collected_on and collected_on[0].startswith(("syncws-reader-", "syncws-dispatch-"))
+    assert ref() is None
+    assert closes == [CloseInfo(None, "")]
+    assert wait_no_syncws_threads() == []
 
 
 def test_removing_the_last_listener_lets_an_open_socket_go(ws_server_factory) -> None:
@@ -321,7 +378,8 @@ def test_close_before_connect_then_send_does_nothing(caplog) -> None:
     ws.close()
     with caplog.at_level(logging.WARNING, logger="syncws"):
         ws.send("x")  # was an AssertionError
-    assert ws.ready_state is ReadyState.CLOSING
+    # The close event (1006) is on its way, on another thread: it may have come already.
+    assert ws.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED)
     assert ws.buffered_amount == 1
     assert any("CLOSING or CLOSED" in r.getMessage() for r in caplog.records)
     assert ws.wait(TIMEOUT)

@@ -363,7 +363,8 @@ class ServerConnection:
         self._send_lock = threading.Lock()
         self._released = threading.Event()
         self._done = threading.Event()
-        self._published = False
+        self._published = False  # given to accepted()
+        self._listed = False  # in server.connections
         self._aborted = False
 
     def __repr__(self) -> str:
@@ -729,9 +730,12 @@ class ServerConnection:
         return self.server.respond(outcome)
 
     def _answer(self, response: HandshakeResponse) -> bool:
-        """Carry out ``response``; whether the connection is now upgraded."""
+        """Carry out ``response``; whether the connection is now upgraded. It is listed in
+        ``connections`` just before the answer goes out, so that a client that saw the answer
+        finds it there (``accepted()`` gives it once the answer went out)."""
         if response.delay:
             self.sleep(response.delay)
+        self._list()
         if response.action == "hang":
             self._publish()
             self.server._stopping.wait()
@@ -743,10 +747,15 @@ class ServerConnection:
             raise ValueError(f"unknown handshake action {response.action!r}")
         return response.upgrades
 
+    def _list(self) -> None:
+        if not self._listed:
+            self._listed = True
+            self.server.connections.append(self)
+
     def _publish(self) -> None:
+        self._list()
         if not self._published:
             self._published = True
-            self.server.connections.append(self)
             self.server._accepted.put(self)
 
     def _finish(self) -> None:
@@ -841,7 +850,7 @@ class WebSocketServer:
         self.extensions = list(extensions)
         self.close_timeout = close_timeout
         self.max_request_size = max_request_size
-        #: every connection whose handshake phase ended, in order
+        #: every connection whose handshake was read, in order, listed before its answer went out
         self.connections: List[ServerConnection] = []
         #: unexpected exceptions raised by handlers and handshake hooks
         self.errors: List[BaseException] = []

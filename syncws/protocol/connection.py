@@ -484,6 +484,7 @@ class Connection:
             body = bytes(body)
             code = int.from_bytes(body[:2], "big") if len(body) >= 2 else 1005
             self.close_sent = CloseFrame(code, body[2:].decode("utf-8", "replace"))
+            self._failure_code = None  # that Close ended a failed connection: none is owed
             if self.state is State.OPEN:
                 self.state = State.CLOSING
 

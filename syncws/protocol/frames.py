@@ -299,14 +299,14 @@ class FrameParser:
         nobody else references; the views handed out for it are released.
         """
         payload = self._direct
-        assert payload is not None and self._direct_view is not None
+        handed_out = self._direct_slice  # set whenever in direct mode: see _hand_out()
+        assert payload is not None and self._direct_view is not None and handed_out is not None
         self._direct_filled += count
         if self._direct_filled < len(payload):
             return None
         # Nothing can write into the payload any more.
         self._direct_view.release()
-        if self._direct_slice is not None:
-            self._direct_slice.release()
+        handed_out.release()
         self._direct = self._direct_view = self._direct_slice = None
         first = self._direct_first
         return Frame(

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional
 
 import pytest
 
+import syncws
 from syncws.protocol import _accel
 from syncws.protocol.mask import apply_mask_python
 
@@ -278,6 +279,16 @@ def test_the_extension_is_required_when_ci_says_so() -> None:
     if os.environ.get("SYNCWS_REQUIRE_EXTENSIONS") != "1":
         pytest.skip("set SYNCWS_REQUIRE_EXTENSIONS=1 to require the compiled accelerator")
     assert _speedups is not None and _accel.ACCELERATED
+
+
+def test_the_pure_python_helpers_without_the_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the accelerator was not compiled (no compiler at install time), the helpers fall
+    back to their Python twins instead of failing the import."""
+    monkeypatch.delenv("SYNCWS_NO_EXTENSIONS", raising=False)
+    monkeypatch.setitem(sys.modules, "syncws._speedups", None)  # import raises ImportError
+    monkeypatch.delattr(syncws, "_speedups", raising=False)  # not even from the package
+    python = (_accel.parse_frame_python, _accel.client_frame_python, _accel.payload_buffer_python)
+    assert _accel._load() == python
 
 
 def test_apply_mask_python_is_the_reference_for_masking() -> None:

@@ -219,6 +219,15 @@ def test_a_close_sent_elsewhere_silences_automatic_answers(role: Role) -> None:
     assert isinstance(failure, Failure) and conn.data_to_send() == []  # no second Close
 
 
+def test_a_close_sent_elsewhere_after_a_failure_is_the_only_close(role: Role) -> None:
+    conn = Connection(role)
+    (failure,) = conn.receive_data(incoming(role, 0x3))
+    assert isinstance(failure, Failure) and conn.state is State.CLOSED
+    conn.close_sent_elsewhere(b"\x03\xea")  # a scripted failing Close instead of the core's
+    assert conn.close_sent == CloseFrame(1002, "") and conn.state is State.CLOSED
+    assert conn.send_failure_close() == [] and not conn.accepting_messages
+
+
 def test_unsolicited_pong_is_reported_in_both_roles(role: Role) -> None:
     conn = Connection(role)
     assert conn.receive_data(incoming(role, Opcode.PONG, b"u")) == [Pong(b"u")]

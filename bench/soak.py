@@ -245,6 +245,11 @@ def _fd_count() -> Optional[int]:
     return None
 
 
+# syncws objects that may outlive connections by design: parsed URLs, immutable values kept
+# in syncws.url's bounded parse cache (256 entries) for programs that reconnect.
+_CACHED_TYPES = frozenset({"WebSocketURL"})
+
+
 class Snapshot:
     """Threads, file descriptors and resident memory at one moment (after gc + trim)."""
 
@@ -257,7 +262,8 @@ class Snapshot:
         self.fds = _fd_count()
         self.rss = _rss_bytes()
         self.objects = collections.Counter(
-            type(o).__qualname__ for o in gc.get_objects() if type(o).__module__.startswith("syncws")
+            type(o).__qualname__ for o in gc.get_objects()
+            if type(o).__module__.startswith("syncws") and type(o).__qualname__ not in _CACHED_TYPES
         )
 
     def leaks(self, baseline: "Snapshot", rss_tolerance: int) -> List[str]:

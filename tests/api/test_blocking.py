@@ -360,3 +360,39 @@ def test_flush_after_close(ws_server) -> None:
 def test_flush_before_connect_returns_true() -> None:
     ws = WebSocket("ws://127.0.0.1:1/", connect=False, **OPTS)
     assert ws.flush(0.1) is True
+
+
+def test_max_queue_makes_a_script_that_does_not_recv_push_back(ws_server_factory) -> None:
+    """Messages wait for recv() up to max_queue; then the reader stops reading, TCP fills up
+    and the server's sends block, until the script reads again. Nothing is lost."""
+    count, size = 400, 64 * 1024
+    all_sent = threading.Event()
+
+    def flood(conn: ServerConnection) -> None:
+        for i in range(count):
+            conn.send(bytes([i % 256]) * size)
+        all_sent.set()
+        client_close_of(conn)
+
+    server = ws_server_factory(flood)
+    ws = syncws.connect(server.url, max_queue=2, **OPTS)
+    assert not all_sent.wait(1.0)  # 25 MiB cannot all be on their way: the server is held up
+    for i in range(count):
+        assert ws.recv(timeout=TIMEOUT) == bytes([i % 256]) * size
+    assert all_sent.wait(TIMEOUT)
+    ws.close()
+    assert ws.wait(TIMEOUT)
+
+
+def test_close_releases_a_reader_held_by_max_queue(ws_server_factory) -> None:
+    def flood(conn: ServerConnection) -> None:
+        for i in range(8):
+            conn.send(f"message {i}")
+        client_close_of(conn)
+
+    server = ws_server_factory(flood)
+    ws = syncws.connect(server.url, max_queue=2, **OPTS)
+    assert ws.recv(timeout=TIMEOUT) == "message 0"
+    time.sleep(0.2)  # the reader fills the queue again and waits for room
+    ws.close(1000, "enough")
+    assert ws.wait(TIMEOUT)  # well before close_timeout (10 s): the reader did not stay held

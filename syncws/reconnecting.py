@@ -286,8 +286,14 @@ class _Attempt:
 
     def forward(self, event: Event) -> None:
         owner = self.owner()
-        if owner is not None and self.route.attached:
-            owner._on_inner_event(self, event)
+        try:
+            if owner is not None and self.route.attached:
+                owner._on_inner_event(self, event)
+        finally:
+            if event.type == "close":
+                # The inner socket's last event: let it go now, not at the next cyclic
+                # collection (its listeners, this bound method, refer back to this attempt).
+                self.inner = None
 
 
 class ReconnectingWebSocket(EventTarget):
@@ -577,21 +583,19 @@ class ReconnectingWebSocket(EventTarget):
             if attempt is not None and (attempt.ending and not attempt.close_delivered):
                 return  # its close event, on its way, becomes the final one
             live = attempt is not None and not attempt.ending
-            if live and state is ReadyState.OPEN:
-                inner = attempt.inner  # type: ignore[union-attr]
-            else:
-                inner = None
+            inner = attempt.inner if live else None  # type: ignore[union-attr]
+            if not (live and state is ReadyState.OPEN):
                 if live:  # an attempt in progress: cancel it, its events are ignored
                     attempt.route.attached = False  # type: ignore[union-attr]
                     self._attempt = None
                 self._final_queued = True
-        if inner is not None:
-            inner.close(code, reason_text if reason is not None else None)
+        if live and state is ReadyState.OPEN:
+            if inner is not None:
+                inner.close(code, reason_text if reason is not None else None)
             return
         self._shared.cancel()
-        if live:
-            assert attempt is not None and attempt.inner is not None
-            attempt.inner.close()
+        if inner is not None:
+            inner.close()
         final = 1000 if code is None else code
         self._dispatcher.put(lambda: self._deliver_cancelled(final, reason_text), final=True)
 

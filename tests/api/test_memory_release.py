@@ -15,6 +15,12 @@ With ``ReconnectingWebSocket`` (reconnect branch, before its merge) every inner 
 ever: an ``_Attempt`` kept its ``inner`` socket and was reachable from that socket's own
 collection finalizer (through the engine, sink, dispatcher and its executor ``_Attempt.route``).
 The merged class frees them; the third test keeps it that way.
+
+The 30-minute soak then showed the ended connections of a ``ReconnectingWebSocket`` waiting
+for the cyclic collector: 576 inner sockets alive after 7 minutes for 100 open, and 770 MiB of
+resident memory. Each ended attempt and its inner socket referred to each other (the socket's
+forwarding listeners are the attempt's bound method). An attempt now lets its socket go at the
+socket's close event; the fourth test checks it with the collector off.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import gc
 import threading
 import time
 import weakref
+from typing import List
 
 import pytest
 
@@ -117,3 +124,33 @@ def test_reconnecting_socket_frees_its_connections_after_the_final_close(ws_serv
             break
         time.sleep(0.05)
     assert alive == []
+
+
+def test_reconnecting_socket_frees_each_ended_connection_without_the_cyclic_collector(
+    ws_server_factory, gc_disabled
+):
+    def serve_briefly(conn) -> None:
+        conn.send("hi")
+        conn.close(1012)  # "service restart": the socket reconnects at once
+
+    server = ws_server_factory(serve_briefly)
+    opened: List[int] = []
+    earlier = weakref.WeakSet(o for o in gc.get_objects() if type(o) is syncws.WebSocket)
+    rws = syncws.ReconnectingWebSocket(
+        server.url,
+        onopen=lambda event: opened.append(1),
+        onmessage=lambda event: None,
+        backoff=syncws.Backoff(initial=0.01, max_delay=0.02, jitter=False),
+        proxy=None,
+    )
+    try:
+        deadline = time.monotonic() + 10.0
+        while len(opened) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(opened) >= 20
+        alive = [o for o in gc.get_objects() if type(o) is syncws.WebSocket and o not in earlier]
+        # The current connection, and perhaps the one that just ended: not 20.
+        assert len(alive) <= 2
+    finally:
+        rws.close()
+        assert rws.wait(5)

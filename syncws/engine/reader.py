@@ -32,8 +32,9 @@ logger = logging.getLogger("syncws")
 
 __all__ = ["Outcome", "ReadLoop"]
 
-# The receive buffer starts small (an idle connection costs little memory) and doubles while
-# reads fill it, up to the maximum; large frames bypass it (received in direct mode).
+# The receive buffer starts small (an idle connection costs little memory), doubles while
+# reads fill it, up to the maximum, and goes back to the minimum once a read leaves most of it
+# unused (the peer's burst is over); large frames bypass it (received in direct mode).
 _RECV_BUFFER_MIN = 16 * 1024
 _RECV_BUFFER_MAX = 256 * 1024
 # On a protocol error, how long handlers may take to answer the messages before it (the
@@ -112,9 +113,17 @@ class ReadLoop:
                 events = connection.receive_data(view[:n])
             else:
                 events = connection.receive_direct(n)
-        if direct is None and n == len(view) and n < _RECV_BUFFER_MAX:
-            self._view = memoryview(bytearray(n * 2))
+        if direct is None:
+            self._fit_buffer(n)
         return events
+
+    def _fit_buffer(self, received: int) -> None:
+        """Size the receive buffer for the next read after one that got ``received`` bytes."""
+        size = len(self._view)
+        if received == size and size < _RECV_BUFFER_MAX:
+            self._view = memoryview(bytearray(size * 2))
+        elif size > _RECV_BUFFER_MIN and received < size // 2:
+            self._view = memoryview(bytearray(_RECV_BUFFER_MIN))
 
     def _feed(self, data: bytes) -> List[Event]:
         with self.engine.lock:

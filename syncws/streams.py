@@ -26,6 +26,10 @@ __all__ = ["Stream", "SocketStream", "TLSStream", "wait_readable", "wait_writabl
 # Largest chunk handed to SSLObject.write at once: keeps the encrypted copy of a huge message
 # from doubling its memory, and lets the writer report progress as it goes.
 _TLS_WRITE_CHUNK = 256 * 1024
+# Frames this small on average (or this small in all) are joined into one buffer before a
+# write: one copy of a few KiB costs less than a memoryview and an iovec per frame.
+_JOIN_AVERAGE = 1024
+_JOIN_TOTAL = 64 * 1024
 
 
 def _poll_wait(sock: socket.socket, events: int, timeout: Optional[float]) -> bool:
@@ -104,22 +108,27 @@ class SocketStream(Stream):
         return self.sock.recv_into(buffer)
 
     def send_buffers(self, buffers: Sequence[BytesLike]) -> None:
+        if len(buffers) > 1:
+            total = sum(map(len, buffers))
+            if total <= _JOIN_TOTAL or total <= _JOIN_AVERAGE * len(buffers):
+                buffers = (b"".join(buffers),)
         sendmsg = self._sendmsg
         if sendmsg is None or len(buffers) == 1:
             for buf in buffers:
                 self.sock.sendall(buf)
             return
         pending: List[memoryview] = [memoryview(b).cast("B") for b in buffers if len(b)]
-        while pending:
+        first = 0
+        while first < len(pending):
             # Linux caps a sendmsg at IOV_MAX (1024) buffers.
-            sent = sendmsg(pending[:1024])
+            sent = sendmsg(pending[first : first + 1024])
             while sent:
-                head = pending[0]
+                head = pending[first]
                 if sent >= len(head):
                     sent -= len(head)
-                    pending.pop(0)
+                    first += 1
                 else:
-                    pending[0] = head[sent:]
+                    pending[first] = head[sent:]
                     sent = 0
 
 

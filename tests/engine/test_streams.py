@@ -76,6 +76,37 @@ def test_socket_stream_reads_writes_and_times_out(pair) -> None:
     assert stream.recv_into(view, TIMEOUT) == 0  # end of stream
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [70] * 5000,  # a burst of small frames: written as one joined buffer
+        [3000] * 3000,  # 9 MB in more buffers than one sendmsg takes, with partial writes
+        [14, 1 << 20, 6, 200, 14, 3 << 20, 2, 9000] * 3,  # large and small mixed
+    ],
+    ids=["small", "over-iov-max", "mixed"],
+)
+def test_socket_stream_writes_every_buffer_in_order(pair, sizes) -> None:
+    client, peer = pair
+    stream = SocketStream(client)
+    buffers = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    buffers[1] = memoryview(bytearray(buffers[1]))  # any bytes-like object
+    expected = b"".join(buffers)
+    received = bytearray()
+
+    def read_all() -> None:
+        while len(received) < len(expected):
+            data = peer.recv(1 << 16)
+            if not data:
+                return
+            received.extend(data)
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    stream.send_buffers(buffers)
+    reader.join(TIMEOUT)
+    assert len(received) == len(expected) and received == expected
+
+
 def test_shutdown_wakes_a_blocked_reader(pair) -> None:
     client, _peer = pair
     stream = SocketStream(client)

@@ -108,28 +108,37 @@ class SocketStream(Stream):
         return self.sock.recv_into(buffer)
 
     def send_buffers(self, buffers: Sequence[BytesLike]) -> None:
-        if len(buffers) > 1:
-            total = sum(map(len, buffers))
-            if total <= _JOIN_TOTAL or total <= _JOIN_AVERAGE * len(buffers):
-                buffers = (b"".join(buffers),)
+        if len(buffers) > 1 and _worth_joining(buffers):
+            buffers = (b"".join(buffers),)
         sendmsg = self._sendmsg
         if sendmsg is None or len(buffers) == 1:
             for buf in buffers:
                 self.sock.sendall(buf)
             return
-        pending: List[memoryview] = [memoryview(b).cast("B") for b in buffers if len(b)]
-        first = 0
-        while first < len(pending):
-            # Linux caps a sendmsg at IOV_MAX (1024) buffers.
-            sent = sendmsg(pending[first : first + 1024])
-            while sent:
-                head = pending[first]
-                if sent >= len(head):
-                    sent -= len(head)
-                    first += 1
-                else:
-                    pending[first] = head[sent:]
-                    sent = 0
+        _sendmsg_all(sendmsg, buffers)
+
+
+def _worth_joining(buffers: Sequence[BytesLike]) -> bool:
+    """Whether ``buffers`` are small enough that one joined copy beats a view per buffer."""
+    total = sum(map(len, buffers))
+    return total <= _JOIN_TOTAL or total <= _JOIN_AVERAGE * len(buffers)
+
+
+def _sendmsg_all(sendmsg: Callable[[List[memoryview]], int], buffers: Sequence[BytesLike]) -> None:
+    """Write every buffer with blocking ``sendmsg`` calls (a signal may cut one short)."""
+    pending: List[memoryview] = [memoryview(b).cast("B") for b in buffers if len(b)]
+    first = 0
+    while first < len(pending):
+        # Linux caps a sendmsg at IOV_MAX (1024) buffers.
+        sent = sendmsg(pending[first : first + 1024])
+        while sent:
+            head = pending[first]
+            if sent >= len(head):
+                sent -= len(head)
+                first += 1
+            else:
+                pending[first] = head[sent:]
+                sent = 0
 
 
 class TLSStream(Stream):

@@ -80,7 +80,7 @@ def test_socket_stream_reads_writes_and_times_out(pair) -> None:
     "sizes",
     [
         [70] * 5000,  # a burst of small frames: written as one joined buffer
-        [3000] * 3000,  # 9 MB in more buffers than one sendmsg takes, with partial writes
+        [3000] * 3000,  # 9 MB in more buffers than one sendmsg takes (IOV_MAX)
         [14, 1 << 20, 6, 200, 14, 3 << 20, 2, 9000] * 3,  # large and small mixed
     ],
     ids=["small", "over-iov-max", "mixed"],

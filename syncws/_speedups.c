@@ -573,6 +573,12 @@ static PyMethodDef speedups_methods[] = {
 static int
 speedups_exec(PyObject *module)
 {
+    /* The interface version: syncws/protocol/compiled.py API_VERSION must be the same, and
+     * both are raised with every change to what the functions above take or return, so that
+     * a module built from another version of this file is not used. */
+    if (PyModule_AddIntConstant(module, "API_VERSION", 1) < 0) {
+        return -1;
+    }
     /* Which hot loop was compiled in; reported by bench/mask_bench.py. */
     return PyModule_AddStringConstant(module, "MASK_IMPLEMENTATION",
                                       SYNCWS_HAVE_SSE2 ? "sse2" : "uint64");

@@ -18,9 +18,9 @@ validator measured slower than it on non-ASCII text (see bench/README.md).
 
 from __future__ import annotations
 
-import os
 from typing import Callable, List, Tuple, Union
 
+from . import compiled
 from .mask import BytesLike, apply_mask_python
 
 __all__ = [
@@ -160,18 +160,10 @@ def _load() -> Tuple[
     Callable[[int, BytesLike, bytes], List[bytes]],
     Callable[[int], Tuple[Union[bytes, bytearray], memoryview]],
 ]:
-    python = (parse_frame_python, client_frame_python, payload_buffer_python)
-    if os.environ.get("SYNCWS_NO_EXTENSIONS"):
-        return python
-    try:
-        from syncws import _speedups  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return python
-    return (
-        _speedups.parse_frame,
-        _speedups.client_frame,
-        _speedups.payload_buffer,
-    )
+    speedups = compiled.load()
+    if speedups is None:
+        return parse_frame_python, client_frame_python, payload_buffer_python
+    return speedups.parse_frame, speedups.client_frame, speedups.payload_buffer
 
 
 parse_frame, client_frame, payload_buffer = _load()

@@ -8,9 +8,10 @@ pure-Python path.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Callable, Union
+
+from . import compiled
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -58,13 +59,8 @@ def apply_mask_python(data: BytesLike, key: bytes, /) -> bytes:
 
 
 def _load_accelerated() -> Callable[[BytesLike, bytes], bytes]:
-    if os.environ.get("SYNCWS_NO_EXTENSIONS"):
-        return apply_mask_python
-    try:
-        from syncws._speedups import apply_mask as accelerated  # type: ignore[import-not-found]
-    except ImportError:
-        return apply_mask_python
-    return accelerated  # type: ignore[no-any-return]
+    speedups = compiled.load()
+    return apply_mask_python if speedups is None else speedups.apply_mask
 
 
 apply_mask: Callable[[BytesLike, bytes], bytes] = _load_accelerated()

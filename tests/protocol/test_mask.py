@@ -291,6 +291,7 @@ def test_pure_python_fallback_without_the_accelerator(monkeypatch: pytest.Monkey
     back to the pure-Python function instead of failing the import."""
     monkeypatch.delenv("SYNCWS_NO_EXTENSIONS", raising=False)
     monkeypatch.setitem(sys.modules, "syncws._speedups", None)  # import raises ImportError
+    monkeypatch.delattr(syncws, "_speedups", raising=False)  # not even from the package
     assert mask._load_accelerated() is mask.apply_mask_python
     monkeypatch.setenv("SYNCWS_NO_EXTENSIONS", "1")
     assert mask._load_accelerated() is mask.apply_mask_python

@@ -167,7 +167,8 @@ def main(argv=None):
         raise SystemExit("syncws is not usable: %s" % where)
     params = scaled_params(args.scale)
     os.makedirs(run.CACHE, exist_ok=True)
-    certs = run.make_certs(tempfile.mkdtemp(prefix="certs-", dir=run.CACHE))
+    certdir = tempfile.mkdtemp(prefix="certs-", dir=run.CACHE)
+    certs = run.make_certs(certdir)
     server = run.start_server("auto", certs)
     try:
         params["ws"] = "ws://127.0.0.1:%d" % server.info["ws"]
@@ -183,6 +184,7 @@ def main(argv=None):
             by_kind, functions = load(out, args.wall)
     finally:
         server.stop()
+        shutil.rmtree(certdir, ignore_errors=True)
     report(args, metrics, by_kind, functions, seconds)
     return 0
 

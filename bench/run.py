@@ -38,12 +38,16 @@ RESULTS = os.path.join(HERE, "results")
 SCENARIOS = ["rtt", "small", "upload", "download", "connect", "fanin"]
 CLIENTS = ["syncws", "syncws-recv", "syncws-inline", "websocket-client", "websockets",
            "websocket-rs", "picows", "raw-tcp"]
+# Run only when named in --clients: websocket-client with a reader thread, for connect (the
+# least a client with a reader thread per connection pays; see bench/README.md).
+EXTRA_CLIENTS = ["websocket-client-thread"]
 SYNCWS_CLIENTS = ("syncws", "syncws-recv", "syncws-inline")
 BASELINES = ("websocket-client", "websockets")  # ratios are to the better of these two
 FASTEST = ("websocket-rs", "picows")  # the fastest Python clients: the second summary target
 OTHERS = BASELINES + FASTEST  # "the best Python client" is the best of these on each row
 RS_MIN_PYTHON = (3, 12)  # websocket-rs ships wheels for CPython >= 3.12 only
 NOT_RUN = {("syncws-recv", "fanin")}  # a blocking recv() per socket is websockets' model; skipped
+NOT_RUN |= {("websocket-client-thread", s) for s in SCENARIOS if s != "connect"}
 
 # (scenario, metric key, label, higher is better)
 METRICS = [
@@ -111,6 +115,8 @@ def pip_install(packages, why, python=None):
 COMPARISON_PROBES = {
     "websocket-client": ("import websocket; websocket.create_connection; websocket.WebSocketApp; "
                          "print(websocket.__version__)", "websocket-client"),
+    "websocket-client-thread": ("import websocket; websocket.create_connection; "
+                                "print(websocket.__version__)", "websocket-client"),
     "websockets": ("import websockets, websockets.sync.client; print(websockets.__version__)",
                    "websockets>=13"),
     # picows's published benchmarks run on uvloop: install it too (the worker uses it if present).
@@ -628,7 +634,8 @@ def parse_args(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, help="runs per client and scenario (default 5; 1 with --quick)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from: " + ",".join(SCENARIOS))
-    ap.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated, from: " + ",".join(CLIENTS))
+    ap.add_argument("--clients", default=",".join(CLIENTS),
+                    help="comma-separated, from: " + ",".join(CLIENTS + EXTRA_CLIENTS))
     ap.add_argument("--quick", action="store_true", help="smoke test: fewer messages, 1 run")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--timeout", type=float, default=120, help="seconds before a client run is killed (default 120)")
@@ -723,7 +730,7 @@ def main(argv=None):
         return 0
 
     scenarios = pick(args.scenarios, SCENARIOS, "scenario")
-    clients = pick(args.clients, CLIENTS, "client")
+    clients = pick(args.clients, CLIENTS + EXTRA_CLIENTS, "client")
     params = dict(QUICK if args.quick else FULL)
 
     clients, versions, envs, pythons = prepare_clients(args, clients)

@@ -340,6 +340,46 @@ class WebsocketClient(Client):
         return result
 
 
+class _OnThread:
+    """A websocket-client connection run by a thread of its own (WebsocketClientThread)."""
+
+    def __init__(self):
+        self.ws = None
+        self.opened = threading.Event()
+        self.closed = threading.Event()
+
+
+class WebsocketClientThread(WebsocketClient):
+    """websocket-client doing the least an event API must do (connect scenario only).
+
+    A thread of the connection's own connects and then reads, as an event API's reader thread
+    does; the caller is told when the connection is open and when the server's Close came (two
+    hand-offs between threads), and sends its Close from its own thread. No event objects, no
+    dispatch, no keepalive: websocket-client's own code for everything else. What this column
+    costs over websocket-client's is what any client pays for running a reader thread.
+    """
+
+    def open(self, url):
+        conn = _OnThread()
+        opcode_close = self.websocket.ABNF.OPCODE_CLOSE
+
+        def read():
+            conn.ws = ws = WebsocketClient.open(self, url)
+            conn.opened.set()
+            while ws.recv_frame().opcode != opcode_close:
+                pass
+            ws.shutdown()
+            conn.closed.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        wait_or_fail(conn.opened, "open")
+        return conn
+
+    def close(self, conn):
+        conn.ws.send_close()
+        wait_or_fail(conn.closed, "the server's Close")
+
+
 # ------------------------------------------------------------------------------ websockets.sync
 
 
@@ -1278,6 +1318,7 @@ CLIENTS = {
     "syncws-recv": SyncwsRecv,
     "syncws-inline": SyncwsInline,
     "websocket-client": WebsocketClient,
+    "websocket-client-thread": WebsocketClientThread,
     "websockets": WebsocketsSync,
     "websocket-rs": WebsocketRs,
     "picows": Picows,

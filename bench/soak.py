@@ -285,28 +285,66 @@ class Snapshot:
 
 
 def describe_retention(type_name: str, depth: int = 6) -> List[str]:
-    """For ``--trace-memory``: what keeps one leftover object of ``type_name`` alive."""
+    """What keeps one leftover object of ``type_name`` alive: its referrers, level by level.
+
+    A stack frame is named with the thread running it, or said to run nowhere (then a
+    traceback or a suspended generator keeps it), and the chain stops there.
+    """
     objects = [o for o in gc.get_objects() if type(o).__qualname__ == type_name]
     if not objects:
-        return []
+        return [f"no {type_name} left by now"]
+    here = inspect.currentframe()
     lines, target, mine = [], objects[0], [objects]
     for level in range(depth):
-        referrers = [r for r in gc.get_referrers(target)
-                     if not any(r is m for m in mine) and not inspect.isframe(r)]
+        referrers = _running_frames_holding(target, here) or [
+            r for r in gc.get_referrers(target) if r is not here and not any(r is m for m in mine)]
         mine.append(referrers)
         if not referrers:
             break
         lines.append("  " * level + "held by " + ", ".join(_short(r) for r in referrers[:4]))
         target = referrers[0]
+        if inspect.isframe(target):
+            break
+    del here
     return lines
 
 
 def _short(obj: Any) -> str:
     if isinstance(obj, dict):
         return "dict(" + ", ".join(map(str, list(obj)[:4])) + ")"
-    if type(obj).__name__ in ("frame", "cell", "function", "method"):
-        return f"{type(obj).__name__} {getattr(obj, '__qualname__', getattr(obj, 'f_code', ''))}"
+    if inspect.isframe(obj):
+        code = obj.f_code
+        return (f"frame {code.co_name} ({os.path.basename(code.co_filename)}:{obj.f_lineno}) "
+                f"{_frame_owner(obj)}")
+    if type(obj).__name__ in ("cell", "function", "method"):
+        return f"{type(obj).__name__} {getattr(obj, '__qualname__', '')}"
     return type(obj).__qualname__
+
+
+def _running_frames_holding(target: Any, skip: Any) -> List[Any]:
+    """Frames on a thread's stack with ``target`` among their locals: the collector does not
+    see what a running frame refers to (CPython 3.11 and later)."""
+    found = []
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame is not skip and frame.f_code is not _running_frames_holding.__code__:
+                for value in frame.f_locals.values():
+                    if value is target:
+                        found.append(frame)
+                        break
+            frame = frame.f_back
+    return found
+
+
+def _frame_owner(frame: Any) -> str:
+    """Which thread is running ``frame`` (it is on that thread's stack), if any."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    for ident, top in sys._current_frames().items():
+        while top is not None:
+            if top is frame:
+                return f"on thread {names.get(ident, ident)}"
+            top = top.f_back
+    return "on no thread (a traceback or a suspended generator keeps it)"
 
 
 def _describe_grown(grown: Dict[str, int]) -> str:
@@ -780,8 +818,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         if args.trace_memory:
             report_memory(traced, tracemalloc.take_snapshot())
         if end.objects["WebSocket"] > baseline.objects["WebSocket"]:
-            for line in describe_retention("WebSocket"):  # what keeps a leftover socket
-                print(line, file=sys.stderr)
+            print("what keeps a leftover WebSocket alive:", file=sys.stderr)
+            for line in describe_retention("WebSocket"):
+                print("  " + line, file=sys.stderr)
         faults = proxy.command("stats")["stats"]
         proxy.stop()
         server_report = server.stop()

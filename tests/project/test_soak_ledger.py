@@ -7,8 +7,10 @@ feed its checker the echoes a buggy client would deliver and check that each is 
 from __future__ import annotations
 
 import importlib.util
+import gc
 import os
 import random
+import threading
 from types import SimpleNamespace
 from typing import Any, List
 
@@ -112,3 +114,63 @@ def test_no_echo_and_no_close_by_the_end_is_lost(soak: Any, payloads: Any) -> No
     open_and_send(client, 4)
     client.end_of_run()
     assert client.tally.lost == 4
+
+
+# -- what keeps a leftover object alive (printed when the census finds one) --------------------
+# Each test has its own class, so that an object another test left for the collector is not
+# the one described.
+
+
+class HeldByAThread:
+    pass
+
+
+class HeldByATraceback:
+    pass
+
+
+class HeldByADict:
+    pass
+
+
+def test_retention_names_the_thread_whose_frame_holds_the_object(soak: Any) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        leftover = HeldByAThread()  # noqa: F841 - held by this frame only
+        held.set()
+        release.wait(10)
+
+    thread = threading.Thread(target=hold, name="holder-thread")
+    thread.start()
+    try:
+        assert held.wait(10)
+        lines = soak.describe_retention("HeldByAThread")
+    finally:
+        release.set()
+        thread.join(10)
+    assert len(lines) == 1, lines
+    assert "frame hold (test_soak_ledger.py:" in lines[0] and "on thread holder-thread" in lines[0]
+
+
+def test_retention_of_a_frame_kept_by_a_traceback(soak: Any) -> None:
+    def fail() -> None:
+        leftover = HeldByATraceback()  # noqa: F841 - kept by the traceback's frame
+        raise ValueError("kept")
+
+    try:
+        fail()
+    except ValueError as exc:
+        kept = exc
+    lines = soak.describe_retention("HeldByATraceback")
+    del kept
+    assert lines and "frame fail (" in lines[0] and "on no thread" in lines[0], lines
+
+
+def test_retention_follows_containers_and_says_when_nothing_is_left(soak: Any) -> None:
+    box = {"socket": HeldByADict()}
+    lines = soak.describe_retention("HeldByADict")
+    assert lines[0] == "held by dict(socket)", lines
+    box.clear()
+    gc.collect()
+    assert soak.describe_retention("HeldByADict") == ["no HeldByADict left by now"]

@@ -337,28 +337,16 @@ class Engine:
         return not self.finished
 
     def _deliver_deferred(self, me: int) -> None:
-        """Run what this thread's reports scheduled, handing the reading role over first
-        (once the connection has ended, after: the other thread then only has to end)."""
+        """Run what this thread's reports scheduled, handing the reading role over first."""
         take = self.sink.take_deferred
         drain = take()
-        ended = self.finished
-        if self._turn_holder is not None and drain is not None and not ended:
-            self._hand_over(me)
-        try:
-            while drain is not None:
-                drain()
-                drain = take()
-        finally:
-            if self._turn_holder is not None and ended:
-                # Only now, after the close event: waking the other thread, which has only
-                # to end, no longer competes with the wake-up of whoever waits for that event.
-                self._hand_over(me)
-
-    def _hand_over(self, me: int) -> None:
-        """Give the reading role to the other thread and wake it."""
-        with self._turn:
-            self._turn_holder = 1 - me
-            self._turn.notify()
+        if self._turn_holder is not None and (drain is not None or self.finished):
+            with self._turn:
+                self._turn_holder = 1 - me
+                self._turn.notify()
+        while drain is not None:
+            drain()
+            drain = take()
 
     def _install(self, opened: Opened) -> bool:
         """Make the opened connection the engine's; False if it was aborted meanwhile."""
@@ -417,6 +405,8 @@ class Engine:
         with self._cond:
             self._cond.notify_all()  # flush() waiters: the connection has ended
         self.sink.on_closed(ending)
+        with self._turn:
+            self._turn.notify_all()  # a thread waiting for the reading role: it is over
 
 
 class _NotOpen(Writer):

@@ -243,11 +243,10 @@ class Engine:
     # -- the connection's threads ------------------------------------------------------------
     #
     # The reader thread opens the connection, then reads it. With the default executor the
-    # sink defers deliveries to the connection's own threads, and a second thread joins
-    # (started while the opening request is in flight): the two take turns. The thread that
-    # read events hands the reading role to the other, then delivers them at once (no thread
-    # wake-up on a message's way to its handler), and waits for the role to come back. With
-    # any other executor the reader alone reads.
+    # sink defers deliveries to the connection's own threads, and a second thread joins: the
+    # two take turns. The thread that read events hands the reading role to the other, then
+    # delivers them at once (no thread wake-up on a message's way to its handler), and waits
+    # for the role to come back. With any other executor the reader alone reads.
 
     def _run(self) -> None:
         self._own_threads.add(threading.get_ident())
@@ -259,6 +258,12 @@ class Engine:
             self._finish(outcome)
             self._deliver_deferred(0)
             return
+        if self.sink.deferring:
+            with self._turn:
+                self._turn_holder = 0
+            threading.Thread(
+                target=self._serve, args=(1,), name=f"syncws-dispatch-{self.id}", daemon=True
+            ).start()
         self._deliver_deferred(0)  # the open event
         self._serve(0)
 
@@ -272,7 +277,6 @@ class Engine:
             cancelled=lambda: self.error is not None,
             on_socket=self._on_socket,
             on_stream=self._on_stream,
-            on_request_sent=self._start_second_thread,
         )
         if not self._install(opened):
             return Outcome(1006, "", False, self.error)
@@ -280,21 +284,6 @@ class Engine:
                      self.label, opened.protocol, opened.extensions)
         self.sink.on_open(opened.protocol, opened.extensions, opened.response)
         return None
-
-    def _start_second_thread(self) -> None:
-        """With the default executor, start the thread that takes turns with the reader.
-
-        Called while the opening request is in flight, so that the thread's start-up overlaps
-        the wait for the server's answer instead of delaying the open event. Until the reader
-        hands it the reading role the thread waits; it ends with the connection, open or not.
-        """
-        if self._turn_holder is not None or not self.sink.deferring:
-            return  # started for an earlier request (a redirect), or one reader alone
-        with self._turn:
-            self._turn_holder = 0
-        threading.Thread(
-            target=self._serve, args=(1,), name=f"syncws-dispatch-{self.id}", daemon=True
-        ).start()
 
     def _failed(self, exc: BaseException) -> Outcome:
         # Once aborted, whatever the reader hits next is a consequence, not the cause.
@@ -305,12 +294,12 @@ class Engine:
     def _serve(self, me: int) -> None:
         """Read (holding the reading role) and deliver, until the connection ends."""
         self._own_threads.add(threading.get_ident())
+        loop = self._loop
+        assert loop is not None
         while True:
             self._at_safe_point()
             if not self._wait_turn(me):
                 return
-            loop = self._loop
-            assert loop is not None  # the reading role is handed on only once open
             try:
                 outcome = loop.step()
             except BaseException as exc:  # noqa: BLE001 - every failure becomes a close event

@@ -79,15 +79,12 @@ def open_connection(
     cancelled: Callable[[], bool],
     on_socket: Callable[[socket.socket], None],
     on_stream: Callable[[Stream], None],
-    on_request_sent: Callable[[], None] = lambda: None,
 ) -> Opened:
     """Open the stream and run the opening handshake within ``open_timeout``.
 
     ``cancelled`` is polled while connecting; ``on_socket`` and ``on_stream`` let the caller
-    shut down a connection still being set up (``close()`` during CONNECTING);
-    ``on_request_sent`` is called while each request is in flight, for work that can overlap
-    the wait for the server's answer. Raises ``TimeoutError``, ``HandshakeError`` or the
-    ``OSError`` that stopped it.
+    shut down a connection still being set up (``close()`` during CONNECTING). Raises
+    ``TimeoutError``, ``HandshakeError`` or the ``OSError`` that stopped it.
     """
     deadline = None if options.open_timeout is None else time.monotonic() + options.open_timeout
     while True:  # once, plus once per redirect followed (all within the one deadline)
@@ -105,7 +102,7 @@ def open_connection(
             accept_extensions=spec.accept_extensions,
         )
         try:
-            outcome = perform_handshake(stream, handshake, deadline, on_request_sent)
+            outcome = perform_handshake(stream, handshake, deadline)
         except socket.timeout as exc:
             raise TimeoutError(f"timed out during the opening handshake with {label}") from exc
         if isinstance(outcome, Accepted):
@@ -124,14 +121,9 @@ def open_connection(
 
 
 def perform_handshake(
-    stream: Stream,
-    handshake: ClientHandshake,
-    deadline: Optional[float],
-    request_sent: Callable[[], None] = lambda: None,
+    stream: Stream, handshake: ClientHandshake, deadline: Optional[float]
 ) -> HandshakeOutcome:
     """Send the request and read the response until the sans-I/O handshake has an outcome.
-
-    ``request_sent`` is called between sending the request and reading the response.
 
     :class:`~syncws.protocol.handshake.Accepted` for a valid 101; a
     :class:`~syncws.protocol.handshake.Refused` for any other status, its body read until its
@@ -142,7 +134,6 @@ def perform_handshake(
     """
     logger.debug("> %s", handshake.request.split(b"\r\n", 1)[0].decode("latin-1"))
     stream.sendall(handshake.request)
-    request_sent()
     view = memoryview(bytearray(_READ_SIZE))
     outcome: Optional[HandshakeOutcome] = None
     while outcome is None:

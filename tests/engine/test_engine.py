@@ -17,7 +17,7 @@ import pytest
 
 import syncws
 from syncws import KeepaliveTimeout, ReadyState, WebSocket
-from syncws.server import CloseInfo, HandshakeResponse, Request, ServerConnection, hold
+from syncws.server import CloseInfo, ServerConnection, hold
 
 from helpers import (
     OPTS,
@@ -115,35 +115,6 @@ def test_no_thread_survives_a_failed_connection() -> None:
         ws, events = record(f"ws://127.0.0.1:{sock.getsockname()[1]}/")
         assert ws.wait(TIMEOUT)
     assert types(events) == ["error", "close"]
-    assert wait_gone([t for t in syncws_threads() if t not in before]) == []
-
-
-def test_a_refused_handshake_ends_the_thread_started_while_it_was_in_flight(
-    ws_server_factory,
-) -> None:
-    # With the default executor the second thread starts while the request is on its way.
-    server = ws_server_factory(handshake=HandshakeResponse(403, body=b"no"))
-    before = set(syncws_threads())
-    ws, events = record(server.url)
-    assert ws.wait(TIMEOUT)
-    assert types(events) == ["error", "close"]
-    assert wait_gone([t for t in syncws_threads() if t not in before]) == []
-
-
-def test_a_followed_redirect_starts_one_second_thread(ws_server_factory) -> None:
-    def hook(request: Request, default: HandshakeResponse) -> Optional[HandshakeResponse]:
-        return HandshakeResponse(307, headers=[("Location", "/end")]) if request.path == "/" else None
-
-    server = ws_server_factory(handshake=hook)
-    before = set(syncws_threads())
-    ws, events = record(server.url, follow_redirects=True)
-    wait_open(ws, events)
-    assert idle_thread_names(before) == ["syncws-dispatch", "syncws-reader"]
-    ws.send("after the redirect")
-    ws.close()
-    assert ws.wait(TIMEOUT)
-    assert types(events) == ["open", "close"]
-    assert [c.request.path for c in server.connections] == ["/", "/end"]
     assert wait_gone([t for t in syncws_threads() if t not in before]) == []
 
 

@@ -32,21 +32,6 @@ def test_accepted_with_subprotocol(ws_server_factory) -> None:
     stream.close()
 
 
-def test_request_sent_is_called_once_while_the_request_is_in_flight(ws_server_factory) -> None:
-    server = ws_server_factory(hold)
-    stream = connect(server)
-    seen = []
-
-    def request_sent() -> None:
-        # The server can read the whole request now: it was sent before this call.
-        seen.append(server.accepted(5).request.path)
-
-    accepted = perform_handshake(stream, handshake(), time.monotonic() + 5, request_sent)
-    assert isinstance(accepted, Accepted)
-    assert seen == ["/"]
-    stream.close()
-
-
 def test_refusal_body_arriving_in_pieces_is_read_to_its_length(ws_server_factory) -> None:
     refusal = HandshakeResponse(403, body=b"go away, please", chunk_size=5, delay=0.02)
     server = ws_server_factory(handshake=refusal)

@@ -309,6 +309,14 @@ def describe_retention(type_name: str, depth: int = 6) -> List[str]:
     return lines
 
 
+def print_retention(now: "Snapshot", before: "Snapshot") -> None:
+    """On stderr, what keeps a WebSocket alive, if more are alive ``now`` than ``before``."""
+    if now.objects["WebSocket"] > before.objects["WebSocket"]:
+        print("what keeps a leftover WebSocket alive:", file=sys.stderr)
+        for line in describe_retention("WebSocket"):
+            print("  " + line, file=sys.stderr)
+
+
 def _short(obj: Any) -> str:
     if isinstance(obj, dict):
         return "dict(" + ", ".join(map(str, list(obj)[:4])) + ")"
@@ -806,6 +814,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         del warm.clients[:]
         proxy.send("faults")
         baseline = settle(start, sys.maxsize)
+        print_retention(baseline, start)
         if args.trace_memory:
             tracemalloc.start(25)
             traced = tracemalloc.take_snapshot()
@@ -817,10 +826,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         end = settle(baseline, args.rss_tolerance * MiB)
         if args.trace_memory:
             report_memory(traced, tracemalloc.take_snapshot())
-        if end.objects["WebSocket"] > baseline.objects["WebSocket"]:
-            print("what keeps a leftover WebSocket alive:", file=sys.stderr)
-            for line in describe_retention("WebSocket"):
-                print("  " + line, file=sys.stderr)
+        print_retention(end, baseline)
         faults = proxy.command("stats")["stats"]
         proxy.stop()
         server_report = server.stop()

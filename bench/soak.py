@@ -73,7 +73,7 @@ import time
 import tracemalloc
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 import syncws
 
@@ -329,29 +329,34 @@ def _short(obj: Any) -> str:
     return type(obj).__qualname__
 
 
+def _stack_frames() -> Iterator[Tuple[int, Any]]:
+    """(thread id, frame) for every frame on every thread's stack, innermost first."""
+    for ident, frame in sys._current_frames().items():
+        while frame is not None:
+            yield ident, frame
+            frame = frame.f_back
+
+
 def _running_frames_holding(target: Any, skip: Any) -> List[Any]:
     """Frames on a thread's stack with ``target`` among their locals: the collector does not
     see what a running frame refers to (CPython 3.11 and later)."""
     found = []
-    for frame in sys._current_frames().values():
-        while frame is not None:
-            if frame is not skip and frame.f_code is not _running_frames_holding.__code__:
-                for value in frame.f_locals.values():
-                    if value is target:
-                        found.append(frame)
-                        break
-            frame = frame.f_back
+    for _, frame in _stack_frames():
+        if frame is skip or frame.f_code is _running_frames_holding.__code__:
+            continue
+        for value in frame.f_locals.values():
+            if value is target:
+                found.append(frame)
+                break
     return found
 
 
 def _frame_owner(frame: Any) -> str:
     """Which thread is running ``frame`` (it is on that thread's stack), if any."""
     names = {thread.ident: thread.name for thread in threading.enumerate()}
-    for ident, top in sys._current_frames().items():
-        while top is not None:
-            if top is frame:
-                return f"on thread {names.get(ident, ident)}"
-            top = top.f_back
+    for ident, running in _stack_frames():
+        if running is frame:
+            return f"on thread {names.get(ident, ident)}"
     return "on no thread (a traceback or a suspended generator keeps it)"
 
 

@@ -115,14 +115,13 @@ def pip_install(packages, why, python=None):
 COMPARISON_PROBES = {
     "websocket-client": ("import websocket; websocket.create_connection; websocket.WebSocketApp; "
                          "print(websocket.__version__)", "websocket-client"),
-    "websocket-client-thread": ("import websocket; websocket.create_connection; "
-                                "print(websocket.__version__)", "websocket-client"),
     "websockets": ("import websockets, websockets.sync.client; print(websockets.__version__)",
                    "websockets>=13"),
     # picows's published benchmarks run on uvloop: install it too (the worker uses it if present).
     "picows": ("import picows, uvloop; print(picows.__version__ + ' on uvloop ' + uvloop.__version__)",
                "picows uvloop"),
 }
+COMPARISON_PROBES["websocket-client-thread"] = COMPARISON_PROBES["websocket-client"]  # same package
 RS_PROBE = ("import sys, websocket_rs.sync.client; print(websocket_rs.__version__ + ' (Python %d.%d.%d)' "
             "% sys.version_info[:3])")
 
